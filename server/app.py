@@ -1,0 +1,98 @@
+"""Builds the MCP server from a `Settings` object; the lifespan owns the one shared HTTP client."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Literal, cast
+
+import httpx
+from mcp.server.mcpserver import MCPServer
+
+from server import __version__
+from server.settings import Settings
+from tools.clock import Clock
+from tools.mcp_tools import register_tools
+from tools.polling import PollPolicy
+from tools.providers import adapters_from_env
+from tools.redact import RedactingFilter, Redactor
+from tools.service import GenerationService
+
+INSTRUCTIONS = (
+    "Checks on and collects the results of asynchronous AI generation jobs (video, image, audio) at "
+    "flexstack, modelslab, tensorpix and skillsvideo. Use get_generation_result for one look and "
+    "wait_for_generation to wait up to timeout_s (default 50 s); a timed-out wait is not an error: call it "
+    "again with the same task_id."
+)
+
+LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
+
+
+@asynccontextmanager
+async def open_service(
+    settings: Settings,
+    redactor: Redactor,
+    *,
+    transport: httpx.AsyncBaseTransport | None = None,
+    clock: Clock | None = None,
+    policy: PollPolicy | None = None,
+) -> AsyncIterator[GenerationService]:
+    """A ready `GenerationService` with its HTTP client, closed on exit. Shared by the server and the CLI."""
+    adapters = adapters_from_env(settings.provider_env, redactor)
+    limits = httpx.Limits(max_connections=200, max_keepalive_connections=50)
+    async with httpx.AsyncClient(
+        transport=transport,
+        timeout=settings.request_timeout_s,
+        follow_redirects=False,
+        limits=limits,
+        headers={"User-Agent": f"genresult-mcp/{__version__}"},
+    ) as client:
+        yield GenerationService(
+            adapters,
+            client,
+            redactor=redactor,
+            clock=clock,
+            policy=policy,
+            max_wait_s=settings.max_wait_s,
+            request_timeout_s=settings.request_timeout_s,
+        )
+
+
+def build_server(
+    settings: Settings,
+    *,
+    redactor: Redactor | None = None,
+    transport: httpx.AsyncBaseTransport | None = None,
+    clock: Clock | None = None,
+    policy: PollPolicy | None = None,
+) -> MCPServer[GenerationService]:
+    redactor = redactor or Redactor()
+
+    @asynccontextmanager
+    async def lifespan(_server: MCPServer[GenerationService]) -> AsyncIterator[GenerationService]:
+        async with open_service(settings, redactor, transport=transport, clock=clock, policy=policy) as service:
+            yield service
+
+    mcp = MCPServer(
+        "genresult-mcp",
+        version=__version__,
+        instructions=INSTRUCTIONS,
+        lifespan=lifespan,
+        log_level=cast(LogLevel, settings.log_level),
+    )
+    register_tools(mcp)
+    return mcp
+
+
+def configure_logging(level: str, redactor: Redactor) -> None:
+    """Logs go to stderr (stdout is the protocol in stdio mode), each line passed through the redactor."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    handler.addFilter(RedactingFilter(redactor))
+    root = logging.getLogger()
+    for old in list(root.handlers):
+        root.removeHandler(old)
+    root.addHandler(handler)
+    root.setLevel(level)

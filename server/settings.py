@@ -1,0 +1,57 @@
+"""Settings, read once from the environment into one typed object (DESIGN.md §3)."""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from tools.service import DEFAULT_MAX_WAIT_S, DEFAULT_REQUEST_TIMEOUT_S
+
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+
+
+class SettingsError(ValueError):
+    """A setting has a value we cannot use; the message names it and says what would work."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    provider_env: Mapping[str, str] = field(default_factory=dict)
+    """The provider variables (keys, base URLs); each adapter reads its own."""
+    max_wait_s: float = DEFAULT_MAX_WAIT_S
+    http_token: str | None = None
+    request_timeout_s: float = DEFAULT_REQUEST_TIMEOUT_S
+    log_level: str = "WARNING"
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        env = dict(os.environ if env is None else env)
+        return cls(
+            provider_env=env,
+            max_wait_s=_positive(env, "GENRESULT_MAX_WAIT_S", DEFAULT_MAX_WAIT_S),
+            http_token=env.get("GENRESULT_HTTP_TOKEN", "").strip() or None,
+            request_timeout_s=_positive(env, "GENRESULT_REQUEST_TIMEOUT_S", DEFAULT_REQUEST_TIMEOUT_S),
+            log_level=_log_level(env),
+        )
+
+
+def _positive(env: Mapping[str, str], name: str, default: float) -> float:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        value = math.nan
+    if not math.isfinite(value) or value <= 0:
+        raise SettingsError(f"{name}={raw!r} is not a positive number of seconds; unset it to use {default:g}.")
+    return value
+
+
+def _log_level(env: Mapping[str, str]) -> str:
+    raw = env.get("GENRESULT_LOG_LEVEL", "").strip().upper() or "WARNING"
+    if raw not in LOG_LEVELS:
+        raise SettingsError(f"GENRESULT_LOG_LEVEL={raw!r}: use one of {', '.join(LOG_LEVELS)}.")
+    return raw

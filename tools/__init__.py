@@ -1,0 +1,1 @@
+"""What the tools do: the result model, errors, polling, the tools themselves and the provider adapters."""

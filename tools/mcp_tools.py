@@ -1,0 +1,86 @@
+"""The two MCP tools. Each validates, calls the service, and returns the result model; nothing more.
+
+The result goes out twice, as the SDK's structured content (checked against the declared output schema)
+and as one line of compact JSON text for clients that show only text. Errors become `isError` results
+whose text starts with the stable code.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from mcp.server.mcpserver import Context, MCPServer
+from mcp.server.mcpserver.exceptions import ToolError
+from mcp.types import CallToolResult, TextContent, ToolAnnotations
+from pydantic import Field
+
+from tools.errors import GenResultError
+from tools.result import GenerationResult
+from tools.service import DEFAULT_WAIT_S, GenerationService
+
+READ_ONLY = ToolAnnotations(read_only_hint=True, idempotent_hint=True, open_world_hint=True)
+
+ProviderArg = Annotated[
+    str, Field(description="Provider id: flexstack, modelslab, tensorpix or skillsvideo.", max_length=64)
+]
+TaskIdArg = Annotated[str, Field(description="The task/job/generation id the provider returned at creation.")]
+
+
+def _answer(result: GenerationResult) -> CallToolResult:
+    return CallToolResult(
+        content=[TextContent(type="text", text=result.compact_json())],
+        structured_content=result.structured(),
+    )
+
+
+def _service(ctx: Context[GenerationService, Any]) -> GenerationService:
+    return ctx.request_context.lifespan_context
+
+
+def register_tools(mcp: MCPServer[GenerationService]) -> None:
+    @mcp.tool(annotations=READ_ONLY, title="Get generation result")
+    async def get_generation_result(
+        provider: ProviderArg, task_id: TaskIdArg, ctx: Context[GenerationService, Any]
+    ) -> Annotated[CallToolResult, GenerationResult]:
+        """Check once, without waiting, on an AI generation job (video, image, audio) at a provider.
+
+        Returns its normalized state: status (queued, running, succeeded, failed, canceled), done, progress
+        and ETA where the provider says them, the output URLs with their metadata once succeeded, or the
+        failure reason. To wait for the job to finish, call wait_for_generation instead.
+        """
+        try:
+            return _answer(await _service(ctx).check(provider, task_id))
+        except GenResultError as exc:
+            raise ToolError(str(exc)) from None
+
+    @mcp.tool(annotations=READ_ONLY, title="Wait for generation")
+    async def wait_for_generation(
+        provider: ProviderArg,
+        task_id: TaskIdArg,
+        ctx: Context[GenerationService, Any],
+        timeout_s: Annotated[
+            float,
+            Field(
+                description="Longest wait in seconds. The default 50 fits clients that stop a tool call at "
+                "60 s; the server caps it at GENRESULT_MAX_WAIT_S (default 1800)."
+            ),
+        ] = DEFAULT_WAIT_S,
+        poll_interval_s: Annotated[
+            float | None,
+            Field(description="Fixed seconds between checks; leave null and the server paces itself."),
+        ] = None,
+    ) -> Annotated[CallToolResult, GenerationResult]:
+        """Wait until an AI generation job is done (succeeded, failed or canceled), at most timeout_s seconds.
+
+        Returns the same result as get_generation_result plus elapsed_s, polls and timed_out. Running out of
+        time is a normal answer (done false, timed_out true): call again with the same provider and task_id
+        to keep waiting. Sends progress notifications while waiting when the client asks for them.
+        """
+
+        async def report(progress: float, total: float | None, message: str) -> None:
+            await ctx.report_progress(progress, total, message)
+
+        try:
+            return _answer(await _service(ctx).wait(provider, task_id, timeout_s, poll_interval_s, report))
+        except GenResultError as exc:
+            raise ToolError(str(exc)) from None

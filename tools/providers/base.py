@@ -1,0 +1,240 @@
+"""What every provider adapter is made of, and the parts they share.
+
+An adapter is small: settings read from the environment, task id validation, a request builder, and a
+pure parser from the provider's reply (status, headers, bytes) to a `JobState`. Sending the request,
+bounding the body, converting transport errors and the common HTTP answers (429, 5xx, redirects) happen
+once, here, for all of them.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from abc import ABC, abstractmethod
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from email.utils import parsedate_to_datetime
+from typing import Any, ClassVar, Self, TypeVar
+from urllib.parse import quote
+
+import httpx
+from pydantic import BaseModel, ValidationError
+
+from tools.errors import (
+    AuthenticationFailed,
+    InvalidTaskId,
+    ProviderNotConfigured,
+    ProviderProtocolError,
+    ProviderUnavailable,
+    TaskNotFound,
+)
+from tools.redact import Redactor
+from tools.result import JobState, Status
+
+# A job answer is a few kilobytes; anything past this is not the documented shape, and reading it all would
+# let a broken or hostile endpoint fill our memory.
+MAX_BODY_BYTES = 1 << 20
+
+MAX_TASK_ID_LEN = 256
+
+# Letters, digits and a few separators that cannot change a URL's path, query or host.
+SAFE_TASK_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._~:-]*")
+
+SHARED_STATUS_WORDS: Mapping[str, Status] = {
+    **dict.fromkeys(
+        ("queued", "pending", "in_queue", "waiting", "submitted", "starting", "created", "throttled"),
+        "queued",
+    ),
+    **dict.fromkeys(("running", "processing", "in_progress", "generating", "started", "dreaming"), "running"),
+    **dict.fromkeys(("succeeded", "success", "completed", "complete", "done", "finished", "succeed"), "succeeded"),
+    **dict.fromkeys(("failed", "failure", "error", "fail", "timed_out", "rejected"), "failed"),
+    **dict.fromkeys(("canceled", "cancelled", "aborted"), "canceled"),
+}
+
+
+def normalize_status(word: str, table: Mapping[str, Status] | None = None) -> Status:
+    """The provider's status word, read case-insensitively: its own table first, then the shared words.
+
+    A word in neither maps to running: as far as we know the job is not over, and the word stays visible in
+    `provider_status`.
+    """
+    key = word.strip().lower()
+    if table and key in table:
+        return table[key]
+    return SHARED_STATUS_WORDS.get(key, "running")
+
+
+@dataclass(frozen=True)
+class Reply:
+    """A provider's HTTP answer, as the parsers see it."""
+
+    status_code: int
+    body: bytes
+    headers: Mapping[str, str] = field(default_factory=dict)
+
+    def json(self) -> Any:
+        """The body as JSON, or `provider_protocol_error` saying what came instead."""
+        try:
+            return json.loads(self.body)
+        except (ValueError, UnicodeDecodeError):
+            raise ProviderProtocolError(
+                f"HTTP {self.status_code} with a body that is not JSON ({describe_body(self.body)})."
+            ) from None
+
+
+def describe_body(body: bytes) -> str:
+    if not body.strip():
+        return "empty"
+    head = body[:200].lstrip().lower()
+    if head.startswith((b"<!doctype html", b"<html")):
+        return "an HTML page"
+    return f"{len(body)} bytes"
+
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def parse_wire(model: type[M], data: Any, provider_name: str) -> M:
+    """Read `data` as the provider's documented shape, or say it is not."""
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        fields = ", ".join(".".join(str(p) for p in e["loc"]) or "(top level)" for e in exc.errors()[:3])
+        raise ProviderProtocolError(
+            f"{provider_name} answered a shape we cannot read (problem at: {fields})."
+        ) from None
+
+
+def retry_after_seconds(value: str | None, date: str | None = None) -> float | None:
+    """Retry-After as seconds: delta-seconds, or an HTTP date (RFC 9110 §10.2.3).
+
+    A date is measured against the reply's own `Date` header, which keeps this a function of the reply
+    (and immune to our clock disagreeing with theirs); without one, a date cannot be read.
+    """
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = parsedate_to_datetime(value)
+        sent = parsedate_to_datetime(date) if date else None
+    except (TypeError, ValueError):
+        return None
+    if sent is None or when.tzinfo is None or sent.tzinfo is None:
+        return None
+    return max(0.0, (when - sent).total_seconds())
+
+
+class Adapter(ABC):
+    """One provider's API. Subclasses set the class attributes and the four abstract parts."""
+
+    id: ClassVar[str]
+    display_name: ClassVar[str]
+    default_base_url: ClassVar[str]
+    base_url_env: ClassVar[str]
+    credential_hint: ClassVar[str]
+    """How to configure it, e.g. "set TENSORPIX_API_KEY"."""
+
+    def __init__(self, base_url: str, redactor: Redactor) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.redact = redactor
+
+    @classmethod
+    @abstractmethod
+    def from_env(cls, env: Mapping[str, str], redactor: Redactor) -> Self:
+        """Read this provider's settings; register every credential with the redactor."""
+
+    @property
+    @abstractmethod
+    def configured(self) -> bool: ...
+
+    @abstractmethod
+    def build_request(self, client: httpx.AsyncClient, task_id: str) -> httpx.Request:
+        """The one request that reads the job. `task_id` is already validated."""
+
+    @abstractmethod
+    def parse(self, reply: Reply) -> JobState:
+        """Pure: the provider's reply to the normalized state, or a `GenResultError`."""
+
+    def auth(self) -> httpx.Auth | None:
+        """An httpx auth flow for providers whose credentials need requests of their own (login, refresh)."""
+        return None
+
+    def validate_task_id(self, task_id: str) -> str:
+        """The id as it will travel, or `invalid_task_id`. Providers with a stricter id format override."""
+        return check_task_id(task_id, SAFE_TASK_ID, "letters, digits and . _ ~ : -")
+
+    def require_configured(self) -> None:
+        if not self.configured:
+            raise ProviderNotConfigured(
+                f"{self.display_name} has no credentials: {self.credential_hint}, then restart the server."
+            )
+
+    def url(self, *path: str) -> str:
+        """`base_url` plus path segments, each percent-escaped so a task id stays one segment."""
+        return self.base_url + "".join("/" + quote(segment, safe="") for segment in path)
+
+    def common_errors(self, reply: Reply, detail: str = "") -> None:
+        """The HTTP answers that mean the same at every provider, whatever the body says."""
+        code = reply.status_code
+        suffix = f" The provider said: {self.redact(detail)}" if detail else ""
+        if code == 429:
+            raise ProviderUnavailable(
+                f"{self.display_name} is rate limiting (HTTP 429). Wait and try again.{suffix}",
+                retry_after=retry_after_seconds(reply.headers.get("retry-after"), reply.headers.get("date")),
+            )
+        if code >= 500:
+            raise ProviderUnavailable(
+                f"{self.display_name} had a server error (HTTP {code}). Try again shortly.{suffix}",
+                retry_after=retry_after_seconds(reply.headers.get("retry-after"), reply.headers.get("date")),
+            )
+        if 300 <= code < 400:
+            raise ProviderProtocolError(
+                f"{self.display_name} answered with a redirect (HTTP {code}), which is not followed. "
+                f"Check {self.base_url_env}."
+            )
+
+    def error_message(self, reply: Reply) -> str:
+        """The provider's own words from an error body, where it has any, cleaned of secrets."""
+        try:
+            data = json.loads(reply.body)
+        except (ValueError, UnicodeDecodeError):
+            return ""
+        if not isinstance(data, dict):
+            return ""
+        for key in ("message", "messege", "detail", "error_description", "error"):
+            value = data.get(key)
+            if isinstance(value, str) and value.strip():
+                return self.redact(value.strip()[:300])
+        return ""
+
+    def not_found(self, task_id_hint: str = "") -> TaskNotFound:
+        return TaskNotFound(
+            f"{self.display_name} has no task with this id{task_id_hint}. Check the id and the provider; "
+            "ids from another account or endpoint are not visible with these credentials."
+        )
+
+    def auth_failed(self, detail: str = "") -> AuthenticationFailed:
+        said = f" The provider said: {self.redact(detail)}" if detail else ""
+        return AuthenticationFailed(
+            f"{self.display_name} rejected the credentials.{said} Check {self.credential_hint.removeprefix('set ')}."
+        )
+
+
+def check_task_id(task_id: str, pattern: re.Pattern[str], described: str) -> str:
+    if not task_id or not task_id.strip():
+        raise InvalidTaskId("The task id is empty: pass the id the provider returned when the job started.")
+    if len(task_id) > MAX_TASK_ID_LEN:
+        raise InvalidTaskId(f"The task id is {len(task_id)} characters; at most {MAX_TASK_ID_LEN} are accepted.")
+    if not pattern.fullmatch(task_id):
+        raise InvalidTaskId(
+            f"The task id {task_id[:64]!r} has characters this provider's ids never have (allowed: {described}). "
+            "Pass the id exactly as the provider returned it."
+        )
+    return task_id
+
+
+def env_value(env: Mapping[str, str], name: str) -> str | None:
+    value = env.get(name, "").strip()
+    return value or None

@@ -1,0 +1,156 @@
+"""What the two tools do, independent of MCP: one check, or a bounded wait, at a named provider."""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Mapping
+
+import httpx
+
+from tools.clock import Clock, SystemClock
+from tools.errors import InvalidArgument, ProviderProtocolError, ProviderUnavailable, UnknownProvider
+from tools.polling import PollPolicy, ProgressReporter, wait_until_done
+from tools.providers.base import MAX_BODY_BYTES, Adapter, Reply
+from tools.redact import Redactor
+from tools.result import GenerationResult, JobState
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_WAIT_S = 50.0
+DEFAULT_MAX_WAIT_S = 1800.0
+DEFAULT_REQUEST_TIMEOUT_S = 20.0
+
+
+class GenerationService:
+    """Holds the configured adapters and the one shared HTTP client; owned by the server's lifespan."""
+
+    def __init__(
+        self,
+        adapters: Mapping[str, Adapter],
+        client: httpx.AsyncClient,
+        *,
+        redactor: Redactor,
+        clock: Clock | None = None,
+        policy: PollPolicy | None = None,
+        max_wait_s: float = DEFAULT_MAX_WAIT_S,
+        request_timeout_s: float = DEFAULT_REQUEST_TIMEOUT_S,
+    ) -> None:
+        self.adapters = dict(adapters)
+        self.client = client
+        self.redact = redactor
+        self.clock = clock or SystemClock()
+        self.policy = policy or PollPolicy()
+        self.max_wait_s = max_wait_s
+        self.request_timeout_s = request_timeout_s
+
+    def adapter(self, provider: str) -> Adapter:
+        try:
+            return self.adapters[provider.strip().lower()]
+        except KeyError:
+            known = ", ".join(sorted(self.adapters))
+            raise UnknownProvider(f"No provider {provider[:40]!r}. Use one of: {known}.") from None
+
+    def _prepare(self, provider: str, task_id: str) -> tuple[Adapter, str]:
+        adapter = self.adapter(provider)
+        task_id = adapter.validate_task_id(task_id)
+        adapter.require_configured()
+        return adapter, task_id
+
+    async def check(self, provider: str, task_id: str) -> GenerationResult:
+        """One look at the job, no waiting."""
+        adapter, task_id = self._prepare(provider, task_id)
+        state = await self._read(adapter, task_id, self.request_timeout_s)
+        return GenerationResult.from_state(adapter.id, task_id, state, self.clock.now())
+
+    async def wait(
+        self,
+        provider: str,
+        task_id: str,
+        timeout_s: float = DEFAULT_WAIT_S,
+        poll_interval_s: float | None = None,
+        report: ProgressReporter | None = None,
+    ) -> GenerationResult:
+        """Check until the job is done or `timeout_s` passes; running out of time is an answer, not an error."""
+        timeout_s, note = self.bound_timeout(timeout_s)
+        if poll_interval_s is not None and not (math.isfinite(poll_interval_s) and poll_interval_s > 0):
+            raise InvalidArgument(
+                "poll_interval_s must be a positive number of seconds, or null to let the server choose."
+            )
+        adapter, task_id = self._prepare(provider, task_id)
+
+        async def read(budget_s: float) -> JobState:
+            return await self._read(adapter, task_id, min(self.request_timeout_s, budget_s))
+
+        outcome = await wait_until_done(
+            read,
+            clock=self.clock,
+            policy=self.policy,
+            timeout_s=timeout_s,
+            poll_interval_s=poll_interval_s,
+            report=report,
+        )
+        result = GenerationResult.from_state(adapter.id, task_id, outcome.state, outcome.checked_at)
+        return result.model_copy(
+            update={
+                "elapsed_s": round(outcome.elapsed_s, 1),
+                "polls": outcome.polls,
+                "timed_out": outcome.timed_out,
+                "note": note,
+            }
+        )
+
+    def bound_timeout(self, timeout_s: float) -> tuple[float, str | None]:
+        if not math.isfinite(timeout_s) or timeout_s <= 0:
+            raise InvalidArgument(
+                f"timeout_s must be a positive number of seconds (at most {self.max_wait_s:g}); "
+                "50 fits clients that stop a tool call at 60 s."
+            )
+        if timeout_s > self.max_wait_s:
+            return self.max_wait_s, (
+                f"timeout_s {timeout_s:g} was lowered to the server's limit of {self.max_wait_s:g}s "
+                "(GENRESULT_MAX_WAIT_S)."
+            )
+        return timeout_s, None
+
+    async def _read(self, adapter: Adapter, task_id: str, timeout_s: float) -> JobState:
+        reply = await self._fetch(adapter, task_id, timeout_s)
+        adapter.common_errors(reply, adapter.error_message(reply))
+        return adapter.parse(reply)
+
+    async def _fetch(self, adapter: Adapter, task_id: str, timeout_s: float) -> Reply:
+        request = adapter.build_request(self.client, task_id)
+        request.extensions["timeout"] = httpx.Timeout(timeout_s).as_dict()
+        auth = adapter.auth()
+        try:
+            response = await self.client.send(
+                request,
+                auth=auth if auth is not None else httpx.USE_CLIENT_DEFAULT,
+                stream=True,
+                follow_redirects=False,
+            )
+            try:
+                body = await _read_capped(response, adapter)
+            finally:
+                await response.aclose()
+        except httpx.TimeoutException:
+            raise ProviderUnavailable(f"{adapter.display_name} did not answer within {timeout_s:.3g}s.") from None
+        except httpx.TransportError as exc:
+            reason = self.redact(str(exc)) or type(exc).__name__
+            raise ProviderUnavailable(f"Could not reach {adapter.display_name}: {reason}.") from None
+        logger.debug("%s %s -> HTTP %s, %d bytes", adapter.id, task_id, response.status_code, len(body))
+        return Reply(response.status_code, body, {k.lower(): v for k, v in response.headers.items()})
+
+
+async def _read_capped(response: httpx.Response, adapter: Adapter) -> bytes:
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in response.aiter_bytes():
+        size += len(chunk)
+        if size > MAX_BODY_BYTES:
+            raise ProviderProtocolError(
+                f"{adapter.display_name} sent an answer larger than {MAX_BODY_BYTES // 1024} KiB; "
+                "a job status is a few KiB, so it was not read further."
+            )
+        chunks.append(chunk)
+    return b"".join(chunks)
