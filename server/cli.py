@@ -1,0 +1,185 @@
+"""The `genresult-mcp` command (DESIGN.md §4).
+
+    genresult-mcp [--sandbox]                         MCP server over stdio (what mcp.json runs)
+    genresult-mcp serve --transport http [...]        MCP server over streamable HTTP at /mcp
+    genresult-mcp get PROVIDER TASK_ID                one check; compact JSON on stdout
+    genresult-mcp wait PROVIDER TASK_ID [--timeout S] progress on stderr, JSON on stdout; exit 0/1/2/3
+    genresult-mcp sandbox [--port N]                  the emulators on loopback, and the settings for them
+    genresult-mcp demo                                a real MCP client against the server in sandbox mode
+
+In stdio mode stdout is the protocol: everything human goes to stderr.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+
+import anyio
+import httpx
+
+from server import __version__
+from server.app import build_server, configure_logging, open_service
+from server.http import http_app
+from server.settings import Settings, SettingsError
+from tools.errors import GenResultError
+from tools.redact import Redactor
+from tools.result import GenerationResult
+
+logger = logging.getLogger("genresult")
+
+EXIT_SUCCEEDED, EXIT_FAILED, EXIT_TIMED_OUT, EXIT_ERROR = 0, 1, 2, 3
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="genresult-mcp",
+        description="MCP server that checks on and collects results of asynchronous AI generation jobs.",
+    )
+    parser.add_argument("--version", action="version", version=f"genresult-mcp {__version__}")
+    sandbox_flag = argparse.ArgumentParser(add_help=False)
+    sandbox_flag.add_argument(
+        "--sandbox", action="store_true", help="use the built-in provider emulators instead of the real APIs"
+    )
+    parser.add_argument("--sandbox", action="store_true", help=argparse.SUPPRESS)
+    commands = parser.add_subparsers(dest="command")
+
+    serve = commands.add_parser("serve", parents=[sandbox_flag], help="run the MCP server (default: stdio)")
+    serve.add_argument("--transport", choices=["stdio", "http"], default="stdio")
+    serve.add_argument("--host", default="127.0.0.1", help="HTTP: address to bind (default 127.0.0.1)")
+    serve.add_argument("--port", type=int, default=8000, help="HTTP: port (default 8000)")
+    serve.add_argument(
+        "--stateless", action="store_true", help="HTTP: no session state, for several replicas behind a balancer"
+    )
+    serve.add_argument(
+        "--allow-host",
+        action="append",
+        default=[],
+        metavar="NAME:PORT",
+        help="HTTP: a Host header value clients use (needed off loopback, with GENRESULT_HTTP_TOKEN)",
+    )
+
+    get = commands.add_parser("get", parents=[sandbox_flag], help="check a job once; JSON on stdout")
+    get.add_argument("provider")
+    get.add_argument("task_id")
+
+    wait = commands.add_parser("wait", parents=[sandbox_flag], help="wait for a job; JSON on stdout")
+    wait.add_argument("provider")
+    wait.add_argument("task_id")
+    wait.add_argument("--timeout", type=float, default=50.0, metavar="S", help="longest wait in seconds")
+    wait.add_argument("--interval", type=float, default=None, metavar="S", help="fixed seconds between checks")
+
+    sandbox = commands.add_parser("sandbox", help="run the provider emulators on loopback")
+    sandbox.add_argument("--host", default="127.0.0.1")
+    sandbox.add_argument("--port", type=int, default=8765)
+
+    commands.add_parser("demo", help="newcomer's first run: a real MCP client, one sandbox job per provider")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    redactor = Redactor()
+    try:
+        settings = Settings.from_env()
+    except SettingsError as exc:
+        sys.stderr.write(f"genresult-mcp: {exc}\n")
+        return EXIT_ERROR
+    configure_logging(settings.log_level, redactor)
+    command = args.command or "serve"
+    try:
+        if command == "serve":
+            return _serve(args, settings, redactor)
+        if command in ("get", "wait"):
+            return anyio.run(_check, args, settings, redactor)
+        if command == "sandbox":
+            return _run_sandbox(args.host, args.port)
+        if command == "demo":
+            from server.demo import run_demo
+
+            return anyio.run(run_demo)
+    except SettingsError as exc:
+        sys.stderr.write(f"genresult-mcp: {exc}\n")
+        return EXIT_ERROR
+    except KeyboardInterrupt:
+        return 130
+    raise AssertionError(f"unhandled command {command}")
+
+
+def _sandboxed(settings: Settings) -> tuple[Settings, httpx.AsyncBaseTransport]:
+    """Settings and a transport that route every provider to the in-process emulators."""
+    from sandbox import Sandbox
+
+    sandbox = Sandbox()
+    env = {**settings.provider_env, **sandbox.env()}
+    return Settings(
+        provider_env=env,
+        max_wait_s=settings.max_wait_s,
+        http_token=settings.http_token,
+        request_timeout_s=settings.request_timeout_s,
+        log_level=settings.log_level,
+    ), httpx.ASGITransport(app=sandbox.app)
+
+
+def _serve(args: argparse.Namespace, settings: Settings, redactor: Redactor) -> int:
+    transport: httpx.AsyncBaseTransport | None = None
+    if args.sandbox:
+        settings, transport = _sandboxed(settings)
+        logger.warning("sandbox mode: answering from the built-in emulators, not the real providers")
+    mcp = build_server(settings, redactor=redactor, transport=transport)
+    if getattr(args, "transport", "stdio") == "stdio":
+        mcp.run("stdio")
+        return 0
+    import uvicorn
+
+    app = http_app(
+        mcp, settings, host=args.host, port=args.port, stateless=args.stateless, allowed_hosts=args.allow_host
+    )
+    sys.stderr.write(f"genresult-mcp: MCP over streamable HTTP at http://{args.host}:{args.port}/mcp\n")
+    uvicorn.run(app, host=args.host, port=args.port, log_level="warning", lifespan="on")
+    return 0
+
+
+async def _check(args: argparse.Namespace, settings: Settings, redactor: Redactor) -> int:
+    transport: httpx.AsyncBaseTransport | None = None
+    if args.sandbox:
+        settings, transport = _sandboxed(settings)
+
+    async def report(progress: float, total: float | None, message: str) -> None:
+        sys.stderr.write(f"{args.provider} {args.task_id}: {message}\n")
+
+    async with open_service(settings, redactor, transport=transport) as service:
+        try:
+            if args.command == "get":
+                result = await service.check(args.provider, args.task_id)
+            else:
+                result = await service.wait(args.provider, args.task_id, args.timeout, args.interval, report)
+        except GenResultError as exc:
+            sys.stderr.write(f"genresult-mcp: {exc}\n")
+            return EXIT_ERROR
+    sys.stdout.write(result.compact_json() + "\n")
+    return _exit_code(result)
+
+
+def _exit_code(result: GenerationResult) -> int:
+    if result.status == "succeeded":
+        return EXIT_SUCCEEDED
+    if result.done:
+        return EXIT_FAILED
+    return EXIT_TIMED_OUT if result.timed_out else EXIT_SUCCEEDED
+
+
+def _run_sandbox(host: str, port: int) -> int:
+    import uvicorn
+
+    from sandbox import Sandbox
+
+    sandbox = Sandbox()
+    root = f"http://{host}:{port}"
+    lines = [f"export {name}={value}" for name, value in sorted(sandbox.env(root).items())]
+    sys.stdout.write("# Provider emulators on loopback. Point genresult-mcp at them with:\n" + "\n".join(lines) + "\n")
+    sys.stdout.flush()
+    uvicorn.run(sandbox.app, host=host, port=port, log_level="warning")
+    return 0
