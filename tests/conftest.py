@@ -6,6 +6,7 @@ Tests never read the developer's environment: settings come from the sandbox's o
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any
 
 import httpx
@@ -54,7 +55,23 @@ def make_server(sandbox: Sandbox, clock: VirtualClock) -> ServerFactory:
     return make
 
 
+Connect = Callable[..., AbstractAsyncContextManager[Client]]
+
+
 @pytest.fixture
-async def client(make_server: ServerFactory) -> AsyncIterator[Client]:
-    async with Client(make_server()) as connected:
-        yield connected
+def connect(make_server: ServerFactory) -> Connect:
+    """`async with connect() as client:` an in-memory MCP client on a server wired to the emulators.
+
+    A context manager inside the test rather than an async yield fixture: the SDK's client holds an anyio
+    cancel scope, which must be exited in the task that entered it, and pytest-asyncio runs fixture setup
+    and teardown in different tasks.
+    """
+
+    @asynccontextmanager
+    async def open_client(
+        env: dict[str, str] | None = None, mode: str = "auto", **settings: Any
+    ) -> AsyncIterator[Client]:
+        async with Client(make_server(env, **settings), mode=mode) as connected:  # type: ignore[arg-type]
+            yield connected
+
+    return open_client

@@ -1,0 +1,127 @@
+"""The contract of DESIGN.md §2, through the in-memory MCP client against the in-process emulators."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+from mcp import Client
+from mcp.types import CallToolResult
+
+from sandbox import Sandbox, Timeline
+from tests.conftest import Connect, ServerFactory
+from tools.providers import ADAPTERS
+from tools.result import GenerationResult
+
+
+def text_of(reply: CallToolResult) -> str:
+    assert reply.content and reply.content[0].type == "text"
+    return reply.content[0].text
+
+
+async def test_both_tools_are_listed_read_only_idempotent_open_world_with_the_result_schema(connect: Connect) -> None:
+    async with connect() as client:
+        listed = {tool.name: tool for tool in (await client.list_tools()).tools}
+
+    assert set(listed) == {"get_generation_result", "wait_for_generation"}
+    for tool in listed.values():
+        assert tool.annotations is not None
+        assert (
+            tool.annotations.read_only_hint,
+            tool.annotations.idempotent_hint,
+            tool.annotations.open_world_hint,
+        ) == (
+            True,
+            True,
+            True,
+        )
+        assert tool.output_schema is not None
+        assert {"provider", "task_id", "status", "done", "outputs", "checked_at"} <= set(
+            tool.output_schema["required"]
+        ) | set(tool.output_schema["properties"])
+    wait_args = listed["wait_for_generation"].input_schema["properties"]
+    assert wait_args["timeout_s"]["default"] == 50
+
+
+@pytest.mark.parametrize("mode", ["auto", "legacy"])
+async def test_a_result_is_structured_and_its_text_is_the_same_object_as_compact_json(
+    make_server: ServerFactory, sandbox: Sandbox, mode: str
+) -> None:
+    sandbox["skillsvideo"].add_job("gen_1", Timeline(queued_s=0, running_s=0))
+    async with Client(make_server(), mode=mode) as client:  # type: ignore[arg-type]
+        reply = await client.call_tool("get_generation_result", {"provider": "skillsvideo", "task_id": "gen_1"})
+
+    assert not reply.is_error
+    assert json.loads(text_of(reply)) == reply.structured_content
+    assert "null" not in text_of(reply) and "\n" not in text_of(reply)
+    result = GenerationResult.model_validate(reply.structured_content)
+    assert (result.status, result.done, result.outputs[0].kind) == ("succeeded", True, "video")
+
+
+async def error_text(connect: Connect, tool: str, arguments: dict[str, Any], **settings: Any) -> str:
+    async with connect(**settings) as client:
+        reply = await client.call_tool(tool, arguments)
+    assert reply.is_error
+    return text_of(reply)
+
+
+async def test_an_unknown_provider_lists_the_known_ids(connect: Connect) -> None:
+    text = await error_text(connect, "get_generation_result", {"provider": "runway", "task_id": "x1"})
+    assert "unknown_provider" in text
+    assert all(provider_id in text for provider_id in ADAPTERS)
+
+
+@pytest.mark.parametrize("provider_id", sorted(ADAPTERS))
+async def test_a_provider_without_credentials_names_the_variable_to_set(connect: Connect, provider_id: str) -> None:
+    valid_id = {"modelslab": "148", "tensorpix": "3c90c3cc-0d44-4b50-8888-8dd25736052a"}.get(provider_id, "gen_1")
+    text = await error_text(connect, "get_generation_result", {"provider": provider_id, "task_id": valid_id}, env={})
+    assert "provider_not_configured" in text
+    assert ADAPTERS[provider_id].credential_hint.removeprefix("set ").split()[0] in text
+
+
+@pytest.mark.parametrize("task_id", ["", "   ", "../../admin", "a/b", "x?y=1", "id#frag", "a" * 300, "new\nline"])
+async def test_task_ids_that_could_change_the_request_are_refused_before_anything_is_sent(
+    connect: Connect, sandbox: Sandbox, task_id: str
+) -> None:
+    text = await error_text(connect, "get_generation_result", {"provider": "skillsvideo", "task_id": task_id})
+    assert "invalid_task_id" in text
+    assert sandbox["skillsvideo"].requests == []
+
+
+@pytest.mark.parametrize("timeout_s", [0, -1])
+async def test_a_wait_with_a_non_positive_timeout_is_refused_with_the_limits(
+    connect: Connect, timeout_s: float
+) -> None:
+    text = await error_text(
+        connect, "wait_for_generation", {"provider": "skillsvideo", "task_id": "gen_1", "timeout_s": timeout_s}
+    )
+    assert "invalid_argument" in text and "1800" in text
+
+
+async def test_a_wait_longer_than_the_server_allows_is_shortened_and_says_so(
+    make_server: ServerFactory, sandbox: Sandbox
+) -> None:
+    sandbox["skillsvideo"].add_job("gen_slow", Timeline(queued_s=500, running_s=500))
+    async with Client(make_server(max_wait_s=30)) as client:
+        reply = await client.call_tool(
+            "wait_for_generation", {"provider": "skillsvideo", "task_id": "gen_slow", "timeout_s": 5000}
+        )
+    result = GenerationResult.model_validate(reply.structured_content)
+    assert result.timed_out is True and result.done is False
+    assert result.elapsed_s is not None and result.elapsed_s <= 30
+    assert result.note is not None and "30" in result.note
+
+
+async def test_a_job_the_provider_does_not_know_is_task_not_found(connect: Connect) -> None:
+    text = await error_text(connect, "get_generation_result", {"provider": "skillsvideo", "task_id": "gen_404"})
+    assert "task_not_found" in text
+
+
+async def test_a_failed_job_is_a_result_not_a_tool_error(connect: Connect, sandbox: Sandbox) -> None:
+    sandbox["skillsvideo"].add_job("gen_bad", Timeline(queued_s=0, running_s=0, outcome="failed"))
+    async with connect() as client:
+        reply = await client.call_tool("get_generation_result", {"provider": "skillsvideo", "task_id": "gen_bad"})
+    assert not reply.is_error
+    result = GenerationResult.model_validate(reply.structured_content)
+    assert result.status == "failed" and result.error is not None

@@ -1,0 +1,28 @@
+from __future__ import annotations
+
+import pytest
+
+from server.settings import Settings, SettingsError
+
+
+def test_defaults_when_nothing_is_set() -> None:
+    settings = Settings.from_env({})
+    assert settings.max_wait_s == 1800
+    assert settings.http_token is None
+
+
+def test_max_wait_and_token_are_read_from_the_environment() -> None:
+    settings = Settings.from_env({"GENRESULT_MAX_WAIT_S": "120", "GENRESULT_HTTP_TOKEN": " s3cret-token "})
+    assert settings.max_wait_s == 120
+    assert settings.http_token == "s3cret-token"
+
+
+@pytest.mark.parametrize("raw", ["0", "-5", "nan", "inf", "soon"])
+def test_an_unusable_max_wait_names_the_variable_and_the_default(raw: str) -> None:
+    with pytest.raises(SettingsError, match=r"GENRESULT_MAX_WAIT_S.*1800"):
+        Settings.from_env({"GENRESULT_MAX_WAIT_S": raw})
+
+
+def test_an_unknown_log_level_lists_the_levels() -> None:
+    with pytest.raises(SettingsError, match="DEBUG, INFO"):
+        Settings.from_env({"GENRESULT_LOG_LEVEL": "chatty"})
