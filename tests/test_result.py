@@ -57,3 +57,10 @@ def test_the_declared_output_schema_lists_every_contract_field() -> None:
         "timed_out",
     }
     assert contract <= fields
+
+
+def test_whole_percent_and_eta_are_written_without_a_fraction() -> None:
+    state = JobState(status="running", provider_status="processing", progress=45.0, eta_s=12.5)
+    result = GenerationResult.from_state("modelslab", "148", state, datetime(2026, 1, 1, tzinfo=UTC))
+    assert '"progress":45,' in result.compact_json()
+    assert '"eta_s":12.5' in result.compact_json()

@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_serializer
 
 Status = Literal["queued", "running", "succeeded", "failed", "canceled"]
 OutputKind = Literal["video", "image", "audio", "file"]
@@ -86,6 +86,13 @@ class GenerationResult(_Model):
         "Not an error: call wait_for_generation again with the same task_id to keep waiting.",
     )
     note: str | None = Field(default=None, description="Anything the caller should know about how the answer was made.")
+
+    @field_serializer("progress", "eta_s")
+    def _whole_numbers_without_a_fraction(self, value: float | None) -> float | int | None:
+        # Percent and seconds are whole numbers at most providers; "100" reads better than "100.0".
+        if value is not None and value.is_integer():
+            return int(value)
+        return value
 
     @classmethod
     def from_state(cls, provider: str, task_id: str, state: JobState, checked_at: datetime) -> GenerationResult:
