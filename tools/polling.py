@@ -1,22 +1,32 @@
 """The bounded wait: when to check again, and the loop that does it.
 
 `PollPolicy` is pure: given what is known so far (a `PollView`), it says how long to wait before the next
-check. Nothing in it sleeps or reads a clock, so tests and benchmarks can play thousands of jobs in virtual
-time. `wait_until_done` is the loop: it reads the job, reports progress, asks the policy, sleeps on the
-injected clock, and stops when the job is done, the deadline comes, or the caller cancels.
+check, or that no further check fits before the deadline. Nothing in it sleeps or reads a clock, so tests
+and benchmarks can play thousands of jobs in virtual time. `wait_until_done` is the loop: it reads the job
+(the first time at once), asks the policy, reports progress, sleeps on the injected clock, and stops when
+the job is done, the deadline comes, or the caller cancels. Cancellation needs no code of its own: anyio
+delivers it inside the sleep or the request, and nothing is left behind to send another.
 """
 
 from __future__ import annotations
 
 import math
 import random
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+import statistics
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
 from datetime import datetime
+from itertools import combinations
 
 from tools.clock import Clock
 from tools.errors import ProviderUnavailable
 from tools.result import DONE_STATUSES, JobState
+
+# Samples the policy looks back on: enough for a robust slope, and more than the backoff steps between the
+# floor and any sensible cap, so forgetting older ones never changes a decision.
+WINDOW = 10
+
+_SHARED_RNG = random.Random()
 
 
 @dataclass(frozen=True)
@@ -33,24 +43,26 @@ class PollView:
 
     elapsed: float
     remaining: float
-    samples: list[Sample] = field(default_factory=list)
-    consecutive_errors: int = 0
+    samples: tuple[Sample, ...] = ()
+    """The last `WINDOW` successful checks, oldest first."""
+    errors_in_a_row: int = 0
     retry_after: float | None = None
+    """The provider's Retry-After from the last check, when that check failed and it sent one."""
     fixed_interval: float | None = None
-
-    @property
-    def checks(self) -> int:
-        return len(self.samples) + self.consecutive_errors
 
 
 @dataclass(frozen=True)
 class PollPolicy:
     """Delay before the next check.
 
-    Order of preference: a fixed interval the caller asked for; after transient trouble, exponential backoff
-    that never undercuts Retry-After; the provider's ETA; the finish estimated from the slope of reported
-    progress; otherwise capped exponential backoff with jitter. Always within [floor_s, cap_s], and never
-    past the deadline: the last check is placed `landing_s` before it.
+    Preference: after transient trouble, exponential backoff that never undercuts Retry-After; a fixed
+    interval the caller asked for; the provider's ETA; the finish estimated from the slope of reported
+    progress; otherwise capped exponential backoff with jitter. A job still not done when its own estimate
+    said it would be is treated as having no estimate: the backoff starts again from `first_delay_s`, so a
+    stale ETA or a bar stuck at 99% cannot make us poll at the floor for ever.
+
+    Never closer than `floor_s`, never further than `cap_s` (Retry-After and a caller's fixed interval may
+    go past the cap), never past the deadline: the last check starts `landing_s` before it.
     """
 
     floor_s: float = 1.0
@@ -58,64 +70,97 @@ class PollPolicy:
     first_delay_s: float = 1.0
     growth: float = 1.6
     jitter: float = 0.15
-    landing_s: float = 0.5
+    """Backoff delays are shortened by up to this fraction, so many waits started together spread out."""
+    aim_after_s: float = 1.0
+    """How long after an estimated finish to look: late enough to find it done, early enough to matter."""
+    landing_s: float = 1.0
+    """The last check starts this long before the deadline; each request may take at least this long."""
     error_first_s: float = 1.0
     error_cap_s: float = 30.0
+    progress_points: int = 5
+
+    def __post_init__(self) -> None:
+        if not 0 < self.floor_s <= self.cap_s:
+            raise ValueError(f"PollPolicy needs 0 < floor_s <= cap_s, got {self.floor_s:g} and {self.cap_s:g}.")
+        if self.growth < 1 or not 0 <= self.jitter < 1 or self.landing_s <= 0 or self.progress_points < 2:
+            raise ValueError("PollPolicy needs growth >= 1, 0 <= jitter < 1, landing_s > 0, progress_points >= 2.")
 
     def next_delay(self, view: PollView, rng: random.Random | None = None) -> float | None:
         """Seconds to sleep before the next check, or None when no check fits before the deadline."""
         budget = view.remaining - self.landing_s
-        if budget <= 0:
+        if budget < self.floor_s:
             return None
-        delay = self._wanted(view, rng or random.Random())
         if view.retry_after is not None and view.retry_after > budget:
             # The provider asked us to stay away past our deadline: another check would be rude and useless.
             return None
-        return min(delay, budget)
+        delay = max(self.floor_s, self._wanted(view, rng or _SHARED_RNG))
+        if budget - delay < self.floor_s:
+            # No room for a check after this one: make this one the last, just before the deadline.
+            return budget
+        return delay
+
+    def finish_estimate(self, samples: Sequence[Sample]) -> float | None:
+        """When the job should be done (seconds since the wait began), from the latest sample's point of view."""
+        if not samples:
+            return None
+        last = samples[-1]
+        if last.state.status in DONE_STATUSES:
+            return None
+        eta = last.state.eta_s
+        if eta is not None and math.isfinite(eta) and eta >= 0:
+            return last.at + eta
+        return self._finish_from_progress(samples)
 
     def _wanted(self, view: PollView, rng: random.Random) -> float:
-        if view.consecutive_errors:
-            backoff = min(self.error_cap_s, self.error_first_s * 2 ** (view.consecutive_errors - 1))
-            backoff = self._jittered(backoff, rng)
-            if view.retry_after is not None:
-                backoff = max(backoff, view.retry_after)
-            return max(self.floor_s, backoff)
+        if view.errors_in_a_row:
+            backoff = self._backoff(self.error_first_s, 2.0, view.errors_in_a_row, self.error_cap_s, rng)
+            return max(backoff, view.retry_after or 0.0, view.fixed_interval or 0.0)
         if view.fixed_interval is not None:
-            return max(self.floor_s, view.fixed_interval)
-        hinted = self._from_hints(view)
-        if hinted is not None:
-            return self._clamp(hinted)
-        return self._clamp(self._jittered(self.first_delay_s * self.growth ** max(0, len(view.samples) - 1), rng))
+            return view.fixed_interval
+        return self._paced(view.samples, view.elapsed, rng)
 
-    def _from_hints(self, view: PollView) -> float | None:
-        if not view.samples:
-            return None
-        last = view.samples[-1]
-        if last.state.eta_s is not None and last.state.eta_s >= 0:
-            # Aim a little after the promised finish; if the ETA was optimistic the next ETA corrects us.
-            return last.state.eta_s + self.floor_s
-        return self._from_progress(view.samples)
+    def _paced(self, samples: tuple[Sample, ...], elapsed: float, rng: random.Random) -> float:
+        estimates = [self.finish_estimate(samples[: i + 1]) for i in range(len(samples))]
+        # Trailing checks that told us nothing about the finish, or came after a finish already promised.
+        uninformed = 0
+        for i in reversed(range(len(samples))):
+            promised = estimates[i - 1] if i else None
+            if estimates[i] is not None and (promised is None or samples[i].at < promised):
+                break
+            uninformed += 1
+        finish = estimates[-1] if estimates else None
+        aimed = None if finish is None else min(self.cap_s, finish + self.aim_after_s - elapsed)
+        if aimed is not None and not uninformed:
+            return aimed
+        backoff = self._backoff(self.first_delay_s, self.growth, max(1, uninformed), self.cap_s, rng)
+        return backoff if aimed is None else max(aimed, backoff)
 
-    def _from_progress(self, samples: list[Sample]) -> float | None:
+    def _finish_from_progress(self, samples: Sequence[Sample]) -> float | None:
         points = [
-            (s.at, s.state.progress) for s in samples if s.state.progress is not None and s.state.status == "running"
-        ]
-        if len(points) < 2:
+            (s.at, s.state.progress)
+            for s in samples
+            if s.state.status == "running" and s.state.progress is not None and math.isfinite(s.state.progress)
+        ][-self.progress_points :]
+        if len(points) < 2 or samples[-1].state.status != "running" or points[-1][0] != samples[-1].at:
             return None
-        (t0, p0), (t1, p1) = points[0], points[-1]
-        if t1 <= t0 or p1 <= p0 or p1 >= 100:
+        # Theil-Sen: the median of the pairwise slopes shrugs off one odd reading, where first-to-last does not.
+        slopes = [(p2 - p1) / (t2 - t1) for (t1, p1), (t2, p2) in combinations(points, 2) if t2 > t1]
+        if not slopes:
             return None
-        rate = (p1 - p0) / (t1 - t0)
-        return (100.0 - p1) / rate
+        rate = statistics.median(slopes)
+        at, percent = points[-1]
+        if rate <= 0 or percent >= 100:
+            return None
+        return at + (100.0 - percent) / rate
 
-    def _clamp(self, seconds: float) -> float:
-        return min(self.cap_s, max(self.floor_s, seconds))
-
-    def _jittered(self, seconds: float, rng: random.Random) -> float:
-        return seconds * (1 + rng.uniform(-self.jitter, self.jitter))
+    def _backoff(self, first: float, growth: float, step: int, cap: float, rng: random.Random) -> float:
+        # Jitter only shortens, so the cap stays a cap; the exponent is bounded before it can overflow.
+        base = min(cap, first * growth ** min(step - 1, 64))
+        return base * (1.0 - self.jitter * rng.random())
 
 
 ProgressReporter = Callable[[float, float | None, str], Awaitable[None]]
+"""`report(progress, total, message)`: progress rises with every call; total is the wait's budget."""
 
 
 @dataclass(frozen=True)
@@ -125,6 +170,7 @@ class WaitOutcome:
     elapsed_s: float
     polls: int
     timed_out: bool
+    note: str | None = None
 
 
 async def wait_until_done(
@@ -137,63 +183,78 @@ async def wait_until_done(
     report: ProgressReporter | None = None,
     rng: random.Random | None = None,
 ) -> WaitOutcome:
-    """Check `read` until the job is done or `timeout_s` passes.
+    """Check `read` until the job is done or no further check fits in `timeout_s`.
 
-    `read(budget_s)` makes one provider request that must not take longer than `budget_s`. Transient trouble
-    (`ProviderUnavailable`) is retried inside the deadline; any other error ends the wait at once. If time
-    runs out before any state could be read, the last `ProviderUnavailable` is raised.
+    `read(budget_s)` makes one provider request that must give up after `budget_s`: the time left before
+    the deadline, but never less than the policy's `landing_s`, so the wait ends at the deadline (or
+    `landing_s` after its start, for a wait shorter than that). Transient trouble (`ProviderUnavailable`) is
+    retried inside the deadline; any other error ends the wait at once. If time runs out before any state
+    could be read, the last `ProviderUnavailable` is raised.
+
+    `report` hears after every check: progress is seconds waited, total is `timeout_s`, and the last report
+    (done or out of time) is exactly `timeout_s`, so a client's bar ends full.
     """
     start = clock.monotonic()
     view = PollView(elapsed=0.0, remaining=timeout_s, fixed_interval=poll_interval_s)
     checked_at: datetime | None = None
-    last_error: ProviderUnavailable | None = None
-    reported = -math.inf
+    error: ProviderUnavailable | None = None
+    polls = 0
     while True:
+        polls += 1
         try:
-            state = await read(max(0.1, timeout_s - (clock.monotonic() - start)))
+            state = await read(max(policy.landing_s, timeout_s - (clock.monotonic() - start)))
         except ProviderUnavailable as exc:
-            last_error = exc
-            view.consecutive_errors += 1
+            error = exc
+            view.errors_in_a_row += 1
             view.retry_after = exc.retry_after
         else:
-            view.consecutive_errors = 0
-            view.retry_after = None
             checked_at = clock.now()
-            view.samples.append(Sample(clock.monotonic() - start, state))
+            view.samples = (*view.samples, Sample(clock.monotonic() - start, state))[-WINDOW:]
+            view.errors_in_a_row = 0
+            view.retry_after = None
         view.elapsed = clock.monotonic() - start
         view.remaining = timeout_s - view.elapsed
-        polls = view.checks
-        latest = view.samples[-1].state if view.samples else None
-        done = latest is not None and latest.status in DONE_STATUSES
+        done = bool(view.samples) and view.samples[-1].state.status in DONE_STATUSES
+        delay = None if done else policy.next_delay(view, rng)
         if report is not None:
-            # Elapsed time against the budget is the one value that always rises; the message says the rest.
-            value = max(view.elapsed, reported + 1e-3)
-            reported = value
-            await report(
-                timeout_s if done else min(value, timeout_s),
-                timeout_s,
-                _progress_message(latest, last_error, view),
-            )
-        if latest is not None and checked_at is not None and done:
-            return WaitOutcome(latest, checked_at, view.elapsed, polls, timed_out=False)
-        delay = policy.next_delay(view, rng)
+            # Seconds waited rise strictly (every sleep is at least the floor) and stay below timeout_s
+            # while another check follows, which leaves timeout_s itself free for the last report.
+            progress = timeout_s if delay is None else view.elapsed
+            await report(progress, timeout_s, _progress_message(view, error, delay, timeout_s))
         if delay is None:
             break
         await clock.sleep(delay)
-    if latest is None or checked_at is None:
-        assert last_error is not None
+    if not view.samples or checked_at is None:
+        assert error is not None
         raise ProviderUnavailable(
-            f"No answer from the provider within {timeout_s:g}s: {last_error.message}",
-            retry_after=last_error.retry_after,
+            f"No answer from the provider within {timeout_s:g}s ({polls} tries). Last: {error.message}",
+            retry_after=error.retry_after,
         )
-    return WaitOutcome(latest, checked_at, view.elapsed, polls, timed_out=True)
+    note = None
+    if not done and view.retry_after is not None:
+        note = f"The provider's last answer asked for {view.retry_after:.0f}s before the next check (Retry-After)."
+    return WaitOutcome(view.samples[-1].state, checked_at, view.elapsed, polls, timed_out=not done, note=note)
 
 
-def _progress_message(state: JobState | None, error: ProviderUnavailable | None, view: PollView) -> str:
-    waited = f"waited {view.elapsed:.0f}s"
-    if view.consecutive_errors and error is not None:
-        return f"provider trouble, retrying ({error.code}); {waited}"
-    if state is None:
-        return waited
-    percent = f" {state.progress:.0f}%" if state.progress is not None else ""
-    return f"{state.status}{percent}; {waited}"
+def _progress_message(view: PollView, error: ProviderUnavailable | None, delay: float | None, timeout_s: float) -> str:
+    waited = f"waited {view.elapsed:.0f}s of {timeout_s:g}s"
+    state = view.samples[-1].state if view.samples else None
+    if state is not None and state.status in DONE_STATUSES:
+        return f"{_describe(state)}; {waited}"
+    if view.errors_in_a_row and error is not None:
+        # The first sentence names the provider and the HTTP status; the rest is advice for the final error.
+        said = error.message.split(". ")[0].rstrip(".")
+        then = "giving up" if delay is None else f"retrying in {delay:.0f}s"
+        return f"{said}; {then}; {waited}"
+    known = "no answer yet" if state is None else _describe(state)
+    then = "no time left for another check" if delay is None else f"next check in {delay:.0f}s"
+    return f"{known}; {then}; {waited}"
+
+
+def _describe(state: JobState) -> str:
+    words: list[str] = [state.status]
+    if state.progress is not None:
+        words.append(f"{state.progress:.0f}%")
+    if state.eta_s is not None and state.status not in DONE_STATUSES:
+        words.append(f"(ETA {state.eta_s:.0f}s)")
+    return " ".join(words)

@@ -6,6 +6,7 @@ import logging
 import math
 from collections.abc import Mapping
 
+import anyio
 import httpx
 
 from tools.clock import Clock, SystemClock
@@ -71,13 +72,23 @@ class GenerationService:
         poll_interval_s: float | None = None,
         report: ProgressReporter | None = None,
     ) -> GenerationResult:
-        """Check until the job is done or `timeout_s` passes; running out of time is an answer, not an error."""
+        """Check until the job is done or `timeout_s` passes; running out of time is an answer, not an error.
+
+        The first check goes out at once. `report(progress, total, message)` hears after every check. The
+        wait ends by `timeout_s` (each request's own time limit shrinks to what is left), unless `timeout_s`
+        is shorter than the policy's `landing_s`, which one request may always have.
+        """
         timeout_s, note = self.bound_timeout(timeout_s)
         if poll_interval_s is not None and not (math.isfinite(poll_interval_s) and poll_interval_s > 0):
             raise InvalidArgument(
                 "poll_interval_s must be a positive number of seconds, or null to let the server choose."
             )
         adapter, task_id = self._prepare(provider, task_id)
+        notes = [note] if note else []
+        if poll_interval_s is not None and poll_interval_s < self.policy.floor_s:
+            notes.append(
+                f"poll_interval_s {poll_interval_s:g} was raised to the server's floor of {self.policy.floor_s:g}s."
+            )
 
         async def read(budget_s: float) -> JobState:
             return await self._read(adapter, task_id, min(self.request_timeout_s, budget_s))
@@ -90,13 +101,15 @@ class GenerationService:
             poll_interval_s=poll_interval_s,
             report=report,
         )
+        if outcome.note:
+            notes.append(outcome.note)
         result = GenerationResult.from_state(adapter.id, task_id, outcome.state, outcome.checked_at)
         return result.model_copy(
             update={
                 "elapsed_s": round(outcome.elapsed_s, 1),
                 "polls": outcome.polls,
                 "timed_out": outcome.timed_out,
-                "note": note,
+                "note": " ".join(notes) or None,
             }
         )
 
@@ -123,17 +136,20 @@ class GenerationService:
         request.extensions["timeout"] = httpx.Timeout(timeout_s).as_dict()
         auth = adapter.auth()
         try:
-            response = await self.client.send(
-                request,
-                auth=auth if auth is not None else httpx.USE_CLIENT_DEFAULT,
-                stream=True,
-                follow_redirects=False,
-            )
-            try:
-                body = await _read_capped(response, adapter)
-            finally:
-                await response.aclose()
-        except httpx.TimeoutException:
+            # httpx's timeout bounds each network operation; this bounds the whole exchange, so a slow trickle
+            # of bytes cannot carry a wait past its deadline.
+            with anyio.fail_after(timeout_s):
+                response = await self.client.send(
+                    request,
+                    auth=auth if auth is not None else httpx.USE_CLIENT_DEFAULT,
+                    stream=True,
+                    follow_redirects=False,
+                )
+                try:
+                    body = await _read_capped(response, adapter)
+                finally:
+                    await response.aclose()
+        except (httpx.TimeoutException, TimeoutError):
             raise ProviderUnavailable(f"{adapter.display_name} did not answer within {timeout_s:.3g}s.") from None
         except httpx.TransportError as exc:
             reason = self.redact(str(exc)) or type(exc).__name__

@@ -1,0 +1,314 @@
+"""The poll policy (pure, no clock) and the wait loop (virtual clock, scripted reads)."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Awaitable, Callable, Iterable
+from itertools import pairwise
+from typing import Any
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from tools.clock import VirtualClock
+from tools.errors import ProviderUnavailable, TaskNotFound
+from tools.polling import WINDOW, PollPolicy, PollView, Sample, wait_until_done
+from tools.result import JobState, Status
+
+STEADY = PollPolicy(jitter=0.0)
+
+
+def state(status: Status = "running", progress: float | None = None, eta_s: float | None = None) -> JobState:
+    return JobState(status=status, provider_status=status.upper(), progress=progress, eta_s=eta_s)
+
+
+def view(
+    *samples: Sample,
+    elapsed: float | None = None,
+    timeout_s: float = 1000.0,
+    errors_in_a_row: int = 0,
+    retry_after: float | None = None,
+    fixed_interval: float | None = None,
+) -> PollView:
+    now = samples[-1].at if elapsed is None else elapsed
+    return PollView(now, timeout_s - now, samples, errors_in_a_row, retry_after, fixed_interval)
+
+
+def delays_of(policy: PollPolicy, states: Iterable[JobState], rng: random.Random | None = None) -> list[float]:
+    """Play `states` as the answers of successive checks, each made when the policy said."""
+    samples: list[Sample] = []
+    delays: list[float] = []
+    now = 0.0
+    for answer in states:
+        samples.append(Sample(now, answer))
+        delay = policy.next_delay(view(*samples[-WINDOW:]), rng)
+        assert delay is not None
+        delays.append(delay)
+        now += delay
+    return delays
+
+
+# ---- the policy ----
+
+
+def test_a_job_without_hints_is_checked_with_exponential_backoff_up_to_the_cap() -> None:
+    delays = delays_of(STEADY, [state("queued")] * 12)
+    assert delays[:4] == pytest.approx([1.0, 1.6, 2.56, 4.096])
+    assert max(delays) == 30.0 and delays[-1] == 30.0
+
+
+def test_jitter_only_shortens_the_backoff_and_a_seeded_rng_repeats_it() -> None:
+    policy = PollPolicy(jitter=0.2)
+    first = delays_of(policy, [state("queued")] * 12, random.Random(7))
+    again = delays_of(policy, [state("queued")] * 12, random.Random(7))
+    other = delays_of(policy, [state("queued")] * 12, random.Random(8))
+    assert first == again != other
+    steady = delays_of(STEADY, [state("queued")] * 12)
+    assert all(0.8 * base <= jittered <= base for jittered, base in zip(first, steady, strict=True))
+
+
+def test_an_eta_puts_the_next_check_just_after_the_promised_finish() -> None:
+    delay = STEADY.next_delay(view(Sample(2.0, state(eta_s=10)), elapsed=2.2))
+    assert delay == pytest.approx(2.0 + 10 + STEADY.aim_after_s - 2.2)
+
+
+def test_an_eta_past_the_cap_is_checked_at_the_cap_to_hear_a_better_one() -> None:
+    assert STEADY.next_delay(view(Sample(0.0, state(eta_s=300)))) == STEADY.cap_s
+
+
+def test_an_eta_that_keeps_passing_without_the_job_finishing_backs_off_instead_of_polling_at_the_floor() -> None:
+    delays = delays_of(STEADY, [state(eta_s=5)] + [state(eta_s=0)] * 8)
+    assert delays[0] == 6.0
+    assert delays[1:5] == pytest.approx([1.0, 1.6, 2.56, 4.096])
+
+
+def test_a_late_job_that_gives_a_new_eta_is_checked_just_after_the_new_one() -> None:
+    delays = delays_of(STEADY, [state(eta_s=5), state(eta_s=20), state(eta_s=8)])
+    assert delays == [6.0, 21.0, 9.0]
+
+
+def test_progress_aims_just_after_the_finish_its_slope_predicts() -> None:
+    samples = (Sample(0, state(progress=10)), Sample(2, state(progress=20)), Sample(4, state(progress=30)))
+    # 5 %/s: 70 % more takes 14 s, so the job should be done at 18 s.
+    assert STEADY.next_delay(view(*samples)) == pytest.approx(18 + STEADY.aim_after_s - 4)
+
+
+def test_one_odd_progress_reading_does_not_throw_the_slope() -> None:
+    readings = [(0, 30), (2, 20), (4, 30), (6, 40), (8, 50)]
+    samples = [Sample(t, state(progress=p)) for t, p in readings]
+    assert STEADY.finish_estimate(samples) == pytest.approx(8 + 50 / 5)
+
+
+def test_the_slope_follows_the_recent_rate_not_the_whole_history() -> None:
+    readings = [(0, 0), (10, 1), (20, 2), (30, 3), (32, 13), (34, 23), (36, 33), (38, 43), (40, 53)]
+    samples = [Sample(t, state(progress=p)) for t, p in readings]
+    assert STEADY.finish_estimate(samples) == pytest.approx(40 + 47 / 5)
+
+
+def test_progress_that_stands_still_gives_no_estimate_and_the_backoff_takes_over() -> None:
+    samples = [Sample(t, state(progress=40)) for t in (0, 1, 2.6)]
+    assert STEADY.finish_estimate(samples) is None
+    assert STEADY.next_delay(view(*samples)) == pytest.approx(2.56)
+
+
+def test_a_fixed_interval_wins_over_hints_but_not_below_the_floor() -> None:
+    hinted = Sample(0, state(eta_s=100))
+    assert STEADY.next_delay(view(hinted, fixed_interval=7.0)) == 7.0
+    assert STEADY.next_delay(view(hinted, fixed_interval=0.1)) == STEADY.floor_s
+    assert STEADY.next_delay(view(hinted, fixed_interval=120.0)) == 120.0
+
+
+def test_transient_errors_back_off_exponentially_and_never_before_retry_after() -> None:
+    def after(errors: int, retry_after: float | None = None) -> float | None:
+        return STEADY.next_delay(view(elapsed=10, errors_in_a_row=errors, retry_after=retry_after))
+
+    assert [after(n) for n in (1, 2, 3, 4, 5, 6, 7)] == [1, 2, 4, 8, 16, 30, 30]
+    assert after(1, retry_after=7) == 7
+    assert after(5, retry_after=7) == 16
+    assert after(1, retry_after=0.2) == STEADY.floor_s
+    assert STEADY.next_delay(view(elapsed=10, errors_in_a_row=1, retry_after=3, fixed_interval=5)) == 5
+
+
+def test_a_retry_after_beyond_the_deadline_ends_the_wait() -> None:
+    assert STEADY.next_delay(view(elapsed=40, timeout_s=50, errors_in_a_row=1, retry_after=20)) is None
+    assert STEADY.next_delay(view(elapsed=40, timeout_s=50, errors_in_a_row=1, retry_after=9)) == 9
+
+
+def test_the_last_check_lands_just_before_the_deadline() -> None:
+    hinted = Sample(40, state(eta_s=300))
+    assert STEADY.next_delay(view(hinted, timeout_s=50)) == pytest.approx(10 - STEADY.landing_s)
+
+
+def test_a_check_that_would_leave_no_room_for_another_becomes_the_last() -> None:
+    # 8.5 s of budget; the ETA asks for 8 s, which would leave 0.5 s: less than the floor, so go at 8.5 s.
+    hinted = Sample(40.5, state(eta_s=7))
+    assert STEADY.next_delay(view(hinted, timeout_s=50)) == pytest.approx(8.5)
+
+
+def test_no_check_is_planned_when_less_than_the_floor_is_left() -> None:
+    assert STEADY.next_delay(view(Sample(48.5, state()), timeout_s=50)) is None
+
+
+@given(
+    elapsed=st.floats(0, 2000),
+    timeout_s=st.floats(0.01, 2000),
+    eta=st.none() | st.floats(0, 5000),
+    progress=st.none() | st.floats(0, 100),
+    errors=st.integers(0, 200),
+    retry_after=st.none() | st.floats(0, 5000),
+    fixed=st.none() | st.floats(0.001, 5000),
+    seed=st.integers(0, 2**32),
+)
+def test_a_planned_check_is_never_past_the_deadline_nor_closer_than_the_floor_nor_before_retry_after(
+    elapsed: float,
+    timeout_s: float,
+    eta: float | None,
+    progress: float | None,
+    errors: int,
+    retry_after: float | None,
+    fixed: float | None,
+    seed: int,
+) -> None:
+    policy = PollPolicy()
+    samples = (Sample(max(0.0, elapsed - 3), state(progress=0)), Sample(elapsed, state(progress=progress, eta_s=eta)))
+    delay = policy.next_delay(
+        PollView(
+            elapsed=elapsed,
+            remaining=timeout_s - elapsed,
+            samples=samples,
+            errors_in_a_row=errors,
+            retry_after=retry_after if errors else None,
+            fixed_interval=fixed,
+        ),
+        random.Random(seed),
+    )
+    if delay is not None:
+        assert policy.floor_s <= delay <= timeout_s - elapsed - policy.landing_s
+        if errors and retry_after is not None:
+            assert delay >= retry_after
+
+
+@pytest.mark.parametrize(
+    "fields", [{"floor_s": 0}, {"floor_s": 5, "cap_s": 2}, {"growth": 0.5}, {"jitter": 1}, {"landing_s": 0}]
+)
+def test_a_policy_that_could_poll_without_pause_or_shrink_is_refused(fields: dict[str, Any]) -> None:
+    with pytest.raises(ValueError, match="PollPolicy"):
+        PollPolicy(**fields)
+
+
+# ---- the loop ----
+
+Script = Callable[[float], JobState]
+
+
+def scripted(
+    clock: VirtualClock, script: Script, log: list[tuple[float, float]]
+) -> Callable[[float], Awaitable[JobState]]:
+    async def read(budget_s: float) -> JobState:
+        log.append((clock.monotonic(), budget_s))
+        return script(clock.monotonic())
+
+    return read
+
+
+async def test_the_first_check_goes_out_at_once() -> None:
+    clock = VirtualClock()
+    log: list[tuple[float, float]] = []
+    outcome = await wait_until_done(
+        scripted(clock, lambda now: state("succeeded", 100), log),
+        clock=clock,
+        policy=STEADY,
+        timeout_s=50,
+    )
+    assert log[0][0] == 0.0 and clock.sleeps == []
+    assert (outcome.polls, outcome.timed_out, outcome.elapsed_s) == (1, False, 0.0)
+
+
+async def test_an_eta_from_the_provider_is_followed_to_the_finish() -> None:
+    clock = VirtualClock()
+    log: list[tuple[float, float]] = []
+
+    def job(now: float) -> JobState:
+        return state("succeeded", 100) if now >= 37 else state(eta_s=37 - now)
+
+    outcome = await wait_until_done(scripted(clock, job, log), clock=clock, policy=STEADY, timeout_s=50)
+    assert [at for at, _ in log] == pytest.approx([0, 30, 38])
+    assert outcome.state.status == "succeeded" and outcome.polls == 3
+
+
+async def test_a_wait_that_runs_out_never_passes_its_deadline_and_hands_requests_only_the_time_left() -> None:
+    clock = VirtualClock()
+    log: list[tuple[float, float]] = []
+    outcome = await wait_until_done(
+        scripted(clock, lambda now: state("queued"), log),
+        clock=clock,
+        policy=PollPolicy(),
+        timeout_s=50,
+    )
+    assert outcome.timed_out and outcome.state.status == "queued"
+    assert log[-1][0] == pytest.approx(50 - PollPolicy().landing_s)
+    assert all(at + budget <= 50 + 1e-9 for at, budget in log)
+    assert sum(clock.sleeps) == pytest.approx(outcome.elapsed_s) and outcome.polls == len(log)
+
+
+async def test_progress_rises_strictly_after_every_check_and_ends_at_the_total() -> None:
+    clock = VirtualClock()
+    log: list[tuple[float, float]] = []
+    heard: list[tuple[float, float | None, str]] = []
+
+    async def report(progress: float, total: float | None, message: str) -> None:
+        heard.append((progress, total, message))
+
+    def job(now: float) -> JobState:
+        return state("succeeded", 100) if now >= 20 else state(progress=min(99, now * 5))
+
+    await wait_until_done(scripted(clock, job, log), clock=clock, policy=PollPolicy(), timeout_s=50, report=report)
+    values = [progress for progress, _, _ in heard]
+    assert len(heard) == len(log)
+    assert all(earlier < later for earlier, later in pairwise(values))
+    assert values[-1] == 50 and {total for _, total, _ in heard} == {50}
+    assert heard[-1][2].startswith("succeeded 100%")
+    assert "running" in heard[1][2] and "%" in heard[1][2] and "waited" in heard[1][2]
+
+
+async def test_only_trouble_until_the_deadline_is_provider_unavailable_with_the_last_reason() -> None:
+    clock = VirtualClock()
+    tries: list[float] = []
+
+    async def read(budget_s: float) -> JobState:
+        tries.append(clock.monotonic())
+        raise ProviderUnavailable(f"Try {len(tries)} failed (HTTP 503).")
+
+    with pytest.raises(ProviderUnavailable) as raised:
+        await wait_until_done(read, clock=clock, policy=STEADY, timeout_s=20)
+    assert f"Try {len(tries)} failed" in raised.value.message and len(tries) > 3
+    assert tries[-1] <= 20 - STEADY.landing_s
+
+
+async def test_trouble_after_a_good_answer_ends_in_that_answer_with_the_retry_after_noted() -> None:
+    clock = VirtualClock()
+
+    async def read(budget_s: float) -> JobState:
+        if clock.monotonic() == 0:
+            return state(progress=10)
+        raise ProviderUnavailable("Rate limited (HTTP 429).", retry_after=90)
+
+    outcome = await wait_until_done(read, clock=clock, policy=STEADY, timeout_s=20)
+    assert outcome.timed_out and outcome.state.progress == 10 and outcome.polls == 2
+    assert outcome.note is not None and "90s" in outcome.note
+
+
+async def test_a_permanent_answer_ends_the_wait_at_the_check_that_got_it() -> None:
+    clock = VirtualClock()
+    tries: list[float] = []
+
+    async def read(budget_s: float) -> JobState:
+        tries.append(clock.monotonic())
+        if len(tries) < 3:
+            raise ProviderUnavailable("Server error (HTTP 502).")
+        raise TaskNotFound("No such task.")
+
+    with pytest.raises(TaskNotFound):
+        await wait_until_done(read, clock=clock, policy=STEADY, timeout_s=50)
+    assert len(tries) == 3
