@@ -10,10 +10,12 @@ from starlette.applications import Starlette
 from starlette.routing import Mount
 
 from sandbox.core import Emulator, Fault, Job, JobView, Timeline
+from sandbox.modelslab import ModelsLabEmulator
 from sandbox.skillsvideo import SkillsVideoEmulator
 from tools.clock import Clock
 
 EMULATORS: dict[str, type[Emulator]] = {
+    ModelsLabEmulator.id: ModelsLabEmulator,
     SkillsVideoEmulator.id: SkillsVideoEmulator,
 }
 

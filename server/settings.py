@@ -7,6 +7,8 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from tools.providers import adapters_from_env
+from tools.redact import Redactor
 from tools.service import DEFAULT_MAX_WAIT_S, DEFAULT_REQUEST_TIMEOUT_S
 
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
@@ -28,6 +30,7 @@ class Settings:
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
         env = dict(os.environ if env is None else env)
+        _check_provider_settings(env)
         return cls(
             provider_env=env,
             max_wait_s=_positive(env, "GENRESULT_MAX_WAIT_S", DEFAULT_MAX_WAIT_S),
@@ -35,6 +38,15 @@ class Settings:
             request_timeout_s=_positive(env, "GENRESULT_REQUEST_TIMEOUT_S", DEFAULT_REQUEST_TIMEOUT_S),
             log_level=_log_level(env),
         )
+
+
+def _check_provider_settings(env: Mapping[str, str]) -> None:
+    # Adapters read their own variables when the server starts serving; reading them once here too makes a
+    # bad value (say MODELSLAB_ENDPOINT=v7) stop the process with its own sentence instead of a traceback.
+    try:
+        adapters_from_env(env, Redactor())
+    except ValueError as exc:
+        raise SettingsError(str(exc)) from None
 
 
 def _positive(env: Mapping[str, str], name: str, default: float) -> float:

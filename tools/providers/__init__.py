@@ -5,10 +5,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from tools.providers.base import Adapter
+from tools.providers.modelslab import ModelsLab
 from tools.providers.skillsvideo import SkillsVideo
 from tools.redact import Redactor
 
 ADAPTERS: dict[str, type[Adapter]] = {
+    ModelsLab.id: ModelsLab,
     SkillsVideo.id: SkillsVideo,
 }
 

@@ -1,0 +1,495 @@
+"""TensorPix: the parser on payloads of every state, pre-signed URL expiry, ids, and the whole path through
+the in-memory MCP client against the emulator."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import anyio
+import httpx
+import pytest
+from mcp.types import CallToolResult
+
+from sandbox import IN_PROCESS_ROOT, Fault, Sandbox, Timeline
+from sandbox.tensorpix import TensorPixEmulator
+from tests.conftest import Connect
+from tools.clock import VirtualClock
+from tools.errors import AuthenticationFailed, InvalidTaskId, ProviderProtocolError, TaskNotFound
+from tools.providers.base import Reply
+from tools.providers.tensorpix import TensorPix, presigned_url_expiry
+from tools.redact import Redactor
+from tools.result import GenerationResult, JobState
+
+JOB_ID = "3c90c3cc-0d44-4b50-8888-8dd25736052a"
+KEY = "0123456789abcdef0123456789abcdef01234567"
+FILE_URL = (
+    "https://bucket.s3.eu-central-1.amazonaws.com/video-gen/fox.mp4?X-Amz-Algorithm=AWS4-HMAC-SHA256"
+    "&X-Amz-Credential=AKIAEXAMPLE%2F20261122%2Feu-central-1%2Fs3%2Faws4_request&X-Amz-Date=20261122T100000Z"
+    "&X-Amz-Expires=3600&X-Amz-SignedHeaders=host&X-Amz-Signature=abc123"
+)
+
+
+def adapter(redactor: Redactor | None = None) -> TensorPix:
+    return TensorPix.from_env({"TENSORPIX_API_KEY": KEY}, redactor or Redactor())
+
+
+def job_body(**fields: Any) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "id": JOB_ID,
+        "prompt": "a fox in snow",
+        "type": "t2v",
+        "status": "IN_QUEUE",
+        "cost": "12.00",
+        "model": "some-model",
+        "generated_video": None,
+        "input_images": [],
+        "progress": 0,
+        "started_at": None,
+        "options": {},
+    }
+    body.update(fields)
+    return body
+
+
+def generated_video(**fields: Any) -> dict[str, Any]:
+    video: dict[str, Any] = {
+        "id": "7d1e3c3a-1b2c-4d5e-8f90-123456789abc",
+        "name": "fox.mp4",
+        "created_at": "2026-11-22T10:02:00Z",
+        "job": JOB_ID,
+        "uploaded_video": None,
+        "width": 1280,
+        "height": 720,
+        "n_frames": 121,
+        "framerate": 24.0,
+        "size": 5123456,
+        "file": FILE_URL,
+        "thumbnail": "https://bucket.s3.amazonaws.com/video-gen/fox.jpg?X-Amz-Date=20261122T100000Z",
+    }
+    video.update(fields)
+    return video
+
+
+def parse(body: Any, status_code: int = 200, redactor: Redactor | None = None) -> JobState:
+    raw = body if isinstance(body, bytes) else json.dumps(body).encode()
+    return adapter(redactor).parse(Reply(status_code, raw, {"content-type": "application/json"}))
+
+
+# ---- the parser, state by state ----
+
+
+def test_a_queued_job_is_queued_with_its_cost_in_credits_and_no_outputs() -> None:
+    state = parse(job_body())
+    assert (state.status, state.provider_status, state.progress, state.outputs) == ("queued", "IN_QUEUE", 0, ())
+    assert state.cost is not None and (state.cost.amount, state.cost.unit) == (12.0, "credits")
+
+
+def test_a_processing_job_is_running_with_its_percent() -> None:
+    state = parse(job_body(status="PROCESSING", progress=50, started_at="2026-11-22T10:00:05Z"))
+    assert (state.status, state.progress, state.outputs, state.error) == ("running", 50, (), None)
+
+
+def test_a_completed_job_gives_the_video_with_all_its_metadata() -> None:
+    state = parse(job_body(status="COMPLETED", progress=100, generated_video=generated_video()))
+
+    assert (state.status, state.progress, state.error) == ("succeeded", 100, None)
+    (video,) = state.outputs
+    assert video.model_dump(exclude_none=True) == {
+        "url": FILE_URL,
+        "kind": "video",
+        "mime_type": "video/mp4",
+        "width": 1280,
+        "height": 720,
+        "fps": 24.0,
+        "frames": 121,
+        "duration_s": 5.04,
+        "size_bytes": 5123456,
+        "thumbnail_url": "https://bucket.s3.amazonaws.com/video-gen/fox.jpg?X-Amz-Date=20261122T100000Z",
+        "expires_at": "2026-11-22T11:00:00Z",
+    }
+
+
+def test_a_failed_job_without_a_reason_gets_a_plain_message_and_its_status_word_as_code() -> None:
+    state = parse(job_body(status="FAILED", progress=40))
+    assert (state.status, state.outputs) == ("failed", ())
+    assert state.error is not None
+    assert state.error.code == "FAILED"
+    assert state.error.message == "The TensorPix job is failed."
+
+
+def test_a_failure_reason_is_passed_on_without_secrets_when_the_api_sends_one() -> None:
+    redactor = Redactor()
+    state = parse(job_body(status="error", error=f"GPU worker crashed (token {KEY})"), redactor=redactor)
+    assert state.error is not None
+    assert (state.status, state.error.code) == ("failed", "ERROR")
+    assert "GPU worker crashed" in state.error.message and KEY not in state.error.message
+
+
+def test_a_reason_field_that_is_not_text_is_ignored_rather_than_rejected() -> None:
+    state = parse(job_body(status="FAILED", error={"code": 7}))
+    assert state.error is not None and state.error.message == "The TensorPix job is failed."
+
+
+@pytest.mark.parametrize("word", ["CANCELED", "cancelled", "Canceled"])
+def test_a_canceled_job_is_canceled_whatever_the_spelling(word: str) -> None:
+    state = parse(job_body(status=word))
+    assert state.status == "canceled"
+    assert state.error is not None and state.error.code == word.upper()
+
+
+def test_status_words_are_read_case_insensitively() -> None:
+    assert parse(job_body(status="completed", generated_video=generated_video())).status == "succeeded"
+    assert parse(job_body(status="in_queue")).status == "queued"
+
+
+def test_an_unknown_status_word_is_running_and_kept_as_said() -> None:
+    state = parse(job_body(status="UPSCALING", progress=70))
+    assert (state.status, state.provider_status, state.progress) == ("running", "UPSCALING", 70)
+
+
+def test_an_unknown_status_word_next_to_a_ready_video_means_finished() -> None:
+    state = parse(job_body(status="READY", generated_video=generated_video()))
+    assert (state.status, state.provider_status, len(state.outputs)) == ("succeeded", "READY", 1)
+
+
+def test_a_completed_job_whose_file_is_not_stored_yet_is_still_running() -> None:
+    state = parse(job_body(status="COMPLETED", progress=100, generated_video=generated_video(file=None)))
+    assert (state.status, state.outputs) == ("running", ())
+
+
+def test_the_mime_type_comes_from_the_url_when_the_name_has_no_extension() -> None:
+    state = parse(job_body(status="COMPLETED", generated_video=generated_video(name="My fox video")))
+    assert state.outputs[0].mime_type == "video/mp4"
+
+
+def test_a_video_without_frame_rate_has_no_duration() -> None:
+    state = parse(job_body(status="COMPLETED", generated_video=generated_video(framerate=None, n_frames=None)))
+    assert (state.outputs[0].duration_s, state.outputs[0].fps) == (None, None)
+
+
+@pytest.mark.parametrize(
+    ("cost", "amount"), [("12.00", 12.0), ("0.5", 0.5), (3, 3.0), (None, None), ("n/a", None), ("NaN", None)]
+)
+def test_cost_is_read_from_a_decimal_string_and_left_out_when_unreadable(cost: Any, amount: float | None) -> None:
+    state = parse(job_body(cost=cost))
+    assert (state.cost.amount if state.cost else None) == amount
+
+
+def test_progress_outside_0_to_100_is_clamped() -> None:
+    assert parse(job_body(status="PROCESSING", progress=140)).progress == 100
+
+
+# ---- the parser, HTTP errors ----
+
+
+def test_a_rejected_token_is_authentication_failed_with_the_providers_words() -> None:
+    with pytest.raises(AuthenticationFailed, match=r"Invalid token\..*TENSORPIX_API_KEY"):
+        parse({"detail": "Invalid token."}, 401)
+
+
+def test_a_plan_without_api_access_is_authentication_failed_with_the_reason() -> None:
+    with pytest.raises(AuthenticationFailed, match="does not include API access"):
+        parse({"detail": "Your subscription plan does not include API access."}, 403)
+
+
+def test_a_404_is_task_not_found() -> None:
+    with pytest.raises(TaskNotFound):
+        parse({"detail": "Not found."}, 404)
+
+
+def test_a_400_such_as_running_out_of_credits_is_a_refusal_that_quotes_the_provider() -> None:
+    with pytest.raises(ProviderProtocolError, match=r"HTTP 400.*not have enough Credits"):
+        parse({"detail": "You do not have enough Credits."}, 400)
+
+
+@pytest.mark.parametrize(
+    "body", [b"<!DOCTYPE html><html><body>oops</body></html>", b"", b'{"status": "proc', b'{"progress": 5}', b"[]"]
+)
+def test_a_200_that_is_not_the_documented_job_is_a_protocol_error(body: bytes) -> None:
+    with pytest.raises(ProviderProtocolError):
+        parse(body)
+
+
+# ---- pre-signed URL expiry ----
+
+
+@pytest.mark.parametrize(
+    ("url", "expires"),
+    [
+        (FILE_URL, "2026-11-22T11:00:00Z"),
+        ("https://r2.example.com/a.mp4?x-amz-date=20261122T235959Z&x-amz-expires=2", "2026-11-23T00:00:01Z"),
+        (
+            "https://storage.googleapis.com/b/a.mp4?X-Goog-Algorithm=GOOG4-RSA-SHA256&X-Goog-Date=20261122T100000Z"
+            "&X-Goog-Expires=604800&X-Goog-Signature=ff",
+            "2026-11-29T10:00:00Z",
+        ),
+        ("https://b.s3.amazonaws.com/a.mp4?AWSAccessKeyId=AKIA&Expires=1795341600&Signature=x", "2026-11-22T10:00:00Z"),
+    ],
+)
+def test_the_expiry_is_read_from_sigv4_gcs_and_sigv2_urls(url: str, expires: str) -> None:
+    assert presigned_url_expiry(url) == expires
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://cdn.example.com/a.mp4",
+        "https://cdn.example.com/a.mp4?X-Amz-Date=20261122T100000Z",
+        "https://cdn.example.com/a.mp4?X-Amz-Date=yesterday&X-Amz-Expires=3600",
+        "https://cdn.example.com/a.mp4?X-Amz-Date=20261122T100000Z&X-Amz-Expires=-5",
+        "https://cdn.example.com/a.mp4?X-Amz-Date=20261122T100000Z&X-Amz-Expires=99999999999999999999",
+        "https://cdn.example.com/a.mp4?Expires=soon",
+        "https://cdn.example.com/a.mp4?Expires=99999999999999999999",
+    ],
+)
+def test_a_url_that_does_not_say_when_it_expires_has_no_expiry(url: str) -> None:
+    assert presigned_url_expiry(url) is None
+
+
+# ---- ids ----
+
+
+def test_a_uuid_is_accepted_in_either_case_and_sent_lowercase() -> None:
+    assert adapter().validate_task_id(JOB_ID) == JOB_ID
+    assert adapter().validate_task_id(JOB_ID.upper()) == JOB_ID
+
+
+@pytest.mark.parametrize(
+    "task_id",
+    [
+        "",
+        "148",
+        "gen_123",
+        JOB_ID.replace("-", ""),
+        "{" + JOB_ID + "}",
+        "urn:uuid:" + JOB_ID,
+        JOB_ID + "/",
+        "../" + JOB_ID,
+        JOB_ID + "?x=1",
+        JOB_ID[:-1] + "g",
+        " " + JOB_ID,
+    ],
+)
+def test_anything_but_a_canonical_uuid_is_an_invalid_task_id(task_id: str) -> None:
+    with pytest.raises(InvalidTaskId):
+        adapter().validate_task_id(task_id)
+
+
+async def test_the_request_keeps_the_trailing_slash_and_sends_the_token_scheme() -> None:
+    async with httpx.AsyncClient() as client:
+        request = adapter().build_request(client, JOB_ID)
+    assert str(request.url) == f"https://backend.tensorpix.ai/api/video-gen/jobs/{JOB_ID}/"
+    assert request.headers["authorization"] == f"Token {KEY}"
+
+
+# ---- through the MCP client ----
+
+
+def text_of(reply: CallToolResult) -> str:
+    assert reply.content and reply.content[0].type == "text"
+    return reply.content[0].text
+
+
+def emulator(sandbox: Sandbox) -> TensorPixEmulator:
+    found = sandbox["tensorpix"]
+    assert isinstance(found, TensorPixEmulator)
+    return found
+
+
+async def get_result(connect: Connect, task_id: str = JOB_ID, **settings: Any) -> CallToolResult:
+    async with connect(**settings) as client:
+        return await client.call_tool("get_generation_result", {"provider": "tensorpix", "task_id": task_id})
+
+
+async def test_a_job_is_seen_queued_then_running_then_succeeded_with_a_fresh_url(
+    connect: Connect, sandbox: Sandbox, clock: VirtualClock
+) -> None:
+    tensorpix = emulator(sandbox)
+    tensorpix.add_job(JOB_ID, Timeline(queued_s=2, running_s=6))
+    seen: list[GenerationResult] = []
+    async with connect() as client:
+        for advance in (0, 5, 10):
+            clock.advance(advance)
+            reply = await client.call_tool("get_generation_result", {"provider": "tensorpix", "task_id": JOB_ID})
+            assert not reply.is_error, text_of(reply)
+            assert json.loads(text_of(reply)) == reply.structured_content
+            seen.append(GenerationResult.model_validate(reply.structured_content))
+
+    assert [(r.status, r.provider_status, r.progress) for r in seen] == [
+        ("queued", "IN_QUEUE", 0),
+        ("running", "PROCESSING", 50),
+        ("succeeded", "COMPLETED", 100),
+    ]
+    done = seen[-1]
+    assert done.done and done.cost is not None and done.cost.amount == 12.0
+    (video,) = done.outputs
+    assert (video.kind, video.mime_type, video.width, video.height, video.frames, video.fps) == (
+        "video",
+        "video/mp4",
+        1280,
+        720,
+        121,
+        24.0,
+    )
+    assert video.duration_s == 5.04
+    assert done.checked_at == "2026-11-22T10:00:15Z"
+    assert video.expires_at == "2026-11-22T11:00:15Z"
+    assert video.thumbnail_url is not None and "X-Amz-Signature=" in video.thumbnail_url
+
+    assert [logged.path for logged in tensorpix.requests] == [f"/tensorpix/api/video-gen/jobs/{JOB_ID}/"] * 3
+    assert {logged.headers["authorization"] for logged in tensorpix.requests} == {f"Token {tensorpix.api_key}"}
+
+
+@pytest.mark.parametrize(("outcome", "word"), [("failed", "FAILED"), ("canceled", "CANCELED")])
+async def test_a_job_that_ends_badly_is_a_result_not_a_tool_error(
+    connect: Connect, sandbox: Sandbox, outcome: Any, word: str
+) -> None:
+    emulator(sandbox).add_job(JOB_ID, Timeline(queued_s=0, running_s=0, outcome=outcome))
+    reply = await get_result(connect)
+
+    assert not reply.is_error
+    result = GenerationResult.model_validate(reply.structured_content)
+    assert (result.status, result.done, result.provider_status, result.outputs) == (outcome, True, word, [])
+    assert result.error is not None and result.error.code == word
+
+
+async def test_waiting_polls_until_the_video_is_ready(connect: Connect, sandbox: Sandbox) -> None:
+    tensorpix = emulator(sandbox)
+    tensorpix.add_job(JOB_ID, Timeline(queued_s=3, running_s=20), faults=[Fault.server_error(503)])
+    with anyio.fail_after(10):
+        async with connect() as client:
+            reply = await client.call_tool(
+                "wait_for_generation", {"provider": "tensorpix", "task_id": JOB_ID, "timeout_s": 120}
+            )
+
+    result = GenerationResult.model_validate(reply.structured_content)
+    assert (result.status, result.timed_out, len(result.outputs)) == ("succeeded", False, 1)
+    assert result.polls == len(tensorpix.requests) and result.polls is not None and result.polls >= 3
+
+
+async def test_an_uppercase_id_reaches_the_same_job(connect: Connect, sandbox: Sandbox) -> None:
+    emulator(sandbox).add_job(JOB_ID, Timeline(queued_s=0, running_s=0))
+    reply = await get_result(connect, JOB_ID.upper())
+    assert GenerationResult.model_validate(reply.structured_content).status == "succeeded"
+
+
+async def test_a_wrong_key_is_authentication_failed_and_the_key_is_not_repeated(
+    connect: Connect, sandbox: Sandbox
+) -> None:
+    emulator(sandbox).add_job(JOB_ID)
+    wrong = "ffffffffffffffffffffffffffffffffffffffff"
+    reply = await get_result(connect, env={**sandbox.env(), "TENSORPIX_API_KEY": wrong})
+
+    assert reply.is_error
+    assert "authentication_failed" in text_of(reply) and "Invalid token." in text_of(reply)
+    assert wrong not in text_of(reply)
+
+
+async def test_an_unknown_id_is_task_not_found(connect: Connect, sandbox: Sandbox) -> None:
+    reply = await get_result(connect)
+    assert reply.is_error and "task_not_found" in text_of(reply)
+    assert len(emulator(sandbox).requests) == 1
+
+
+async def test_without_a_key_it_is_not_configured_and_nothing_is_sent(connect: Connect, sandbox: Sandbox) -> None:
+    reply = await get_result(connect, env={"TENSORPIX_BASE_URL": sandbox.env()["TENSORPIX_BASE_URL"]})
+    assert reply.is_error
+    assert "provider_not_configured" in text_of(reply) and "TENSORPIX_API_KEY" in text_of(reply)
+    assert emulator(sandbox).requests == []
+
+
+async def test_an_id_that_is_not_a_uuid_is_refused_before_anything_is_sent(connect: Connect, sandbox: Sandbox) -> None:
+    reply = await get_result(connect, "../jobs/x")
+    assert reply.is_error and "invalid_task_id" in text_of(reply)
+    assert emulator(sandbox).requests == []
+
+
+async def test_the_key_appears_in_no_answer_of_any_kind(connect: Connect, sandbox: Sandbox) -> None:
+    tensorpix = emulator(sandbox)
+    tensorpix.add_job(JOB_ID, Timeline(queued_s=0, running_s=0))
+    failed = "fa11c3cc-0d44-4b50-8888-8dd25736052a"
+    tensorpix.add_job(failed, Timeline(queued_s=0, running_s=0, outcome="failed"))
+    texts: list[str] = []
+    async with connect() as client:
+        for task_id in (JOB_ID, failed, "dead03cc-0d44-4b50-8888-8dd25736052a", "bad id"):
+            for tool in ("get_generation_result", "wait_for_generation"):
+                reply = await client.call_tool(tool, {"provider": "tensorpix", "task_id": task_id})
+                texts.append(text_of(reply) + json.dumps(reply.structured_content))
+
+    assert len(texts) == 8
+    assert all(tensorpix.api_key not in text for text in texts)
+
+
+# ---- the emulator's own API behaviour ----
+
+
+async def raw_get(app_sandbox: Sandbox, path: str, key: str | None) -> httpx.Response:
+    headers = {"Authorization": f"Token {key}"} if key else {}
+    transport = httpx.ASGITransport(app=app_sandbox.app)
+    async with httpx.AsyncClient(transport=transport, base_url=IN_PROCESS_ROOT) as client:
+        return await client.get("/tensorpix/api" + path, headers=headers)
+
+
+async def test_a_path_without_its_slash_gets_djangos_permanent_redirect_before_any_auth_check(
+    sandbox: Sandbox,
+) -> None:
+    emulator(sandbox).add_job(JOB_ID)
+    response = await raw_get(sandbox, f"/video-gen/jobs/{JOB_ID}", key=None)
+    assert response.status_code == 301
+    assert response.headers["location"] == f"/tensorpix/api/video-gen/jobs/{JOB_ID}/"
+
+
+@pytest.mark.parametrize(
+    ("header", "detail"),
+    [
+        (None, "Authentication credentials were not provided."),
+        ("Bearer x", "Authentication credentials were not provided."),
+        ("Token", "Invalid token header. No credentials provided."),
+        ("Token a b", "Invalid token header. Token string should not contain spaces."),
+        ("Token nope", "Invalid token."),
+    ],
+)
+async def test_the_emulator_answers_drf_token_authentication_errors(
+    sandbox: Sandbox, header: str | None, detail: str
+) -> None:
+    emulator(sandbox).add_job(JOB_ID)
+    transport = httpx.ASGITransport(app=sandbox.app)
+    async with httpx.AsyncClient(transport=transport, base_url=IN_PROCESS_ROOT) as client:
+        response = await client.get(
+            f"/tensorpix/api/video-gen/jobs/{JOB_ID}/", headers={"Authorization": header} if header else {}
+        )
+    assert (response.status_code, response.json(), response.headers["www-authenticate"]) == (
+        401,
+        {"detail": detail},
+        "Token",
+    )
+
+
+async def test_the_generated_video_endpoint_serves_a_finished_jobs_video_only(
+    sandbox: Sandbox, clock: VirtualClock
+) -> None:
+    tensorpix = emulator(sandbox)
+    job = tensorpix.add_job(JOB_ID, Timeline(queued_s=1, running_s=1))
+    video_path = f"/video-gen/videos/{tensorpix.video_id(job)}/"
+
+    assert (await raw_get(sandbox, video_path, tensorpix.api_key)).status_code == 404
+    clock.advance(3)
+    response = await raw_get(sandbox, video_path, tensorpix.api_key)
+    assert response.status_code == 200
+    assert response.json()["job"] == JOB_ID and "X-Amz-Expires=3600" in response.json()["file"]
+
+
+async def test_sandbox_ids_choose_their_outcome_and_only_uuids_exist(clock: VirtualClock) -> None:
+    auto = Sandbox(clock)
+    tensorpix = emulator(auto)
+    outcomes = {}
+    for prefix in ("3c90c3cc", "fa11c3cc", "cace13cc"):
+        task_id = prefix + JOB_ID[8:]
+        assert (await raw_get(auto, f"/video-gen/jobs/{task_id}/", tensorpix.api_key)).status_code == 200
+        outcomes[prefix] = tensorpix.jobs[task_id].timeline.outcome
+    assert outcomes == {"3c90c3cc": "succeeded", "fa11c3cc": "failed", "cace13cc": "canceled"}
+
+    for missing in ("dead03cc" + JOB_ID[8:], "gen_123", "missing"):
+        response = await raw_get(auto, f"/video-gen/jobs/{missing}/", tensorpix.api_key)
+        assert (response.status_code, response.json()) == (404, {"detail": "Not found."})

@@ -1,0 +1,206 @@
+"""TensorPix video generation: `GET {base}/video-gen/jobs/{id}/` with `Authorization: Token <key>`.
+
+The API is Django REST Framework: ids are UUIDs, paths end in a slash (without it Django answers a redirect,
+which we never follow), and errors are `{"detail": "..."}`. `status` is a plain string with no documented
+values; the enhancement-jobs API of the same backend mentions `IN_QUEUE`, and the rest is read through the
+shared vocabulary. `generated_video` stays null until the job is done; its `file` is a pre-signed URL that
+expires (a fresh one comes with every read), so the expiry is read from the URL's own query.
+`cost` is a decimal string in credits. No failure-reason field is documented; the common names are read if
+the API sends one.
+"""
+
+from __future__ import annotations
+
+import mimetypes
+import re
+from collections.abc import Mapping
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal, InvalidOperation
+from typing import Any, Self
+from urllib.parse import parse_qsl, urlsplit
+
+import httpx
+from pydantic import BaseModel, ConfigDict, field_validator
+
+from tools.errors import ProviderProtocolError
+from tools.providers.base import Adapter, Reply, check_task_id, env_value, normalize_status, parse_wire
+from tools.redact import Redactor
+from tools.result import Cost, JobError, JobState, Output, Status, format_utc
+
+UUID_TASK_ID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
+
+# Only `IN_QUEUE` is documented (enhancement jobs); the other words come from the shared table.
+STATUS_WORDS: Mapping[str, Status] = {"in_queue": "queued"}
+
+
+class _Wire(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+
+class _GeneratedVideo(_Wire):
+    name: str | None = None
+    width: int | None = None
+    height: int | None = None
+    n_frames: int | None = None
+    framerate: float | None = None
+    size: int | None = None
+    file: str | None = None
+    thumbnail: str | None = None
+
+
+class _Job(_Wire):
+    status: str
+    cost: str | float | None = None
+    generated_video: _GeneratedVideo | None = None
+    progress: float | None = None
+    # Undocumented: read when present, ignored when they are not text.
+    error: str | None = None
+    error_message: str | None = None
+    failure_reason: str | None = None
+    detail: str | None = None
+
+    @field_validator("error", "error_message", "failure_reason", "detail", mode="before")
+    @classmethod
+    def _text_only(cls, value: Any) -> Any:
+        return value if isinstance(value, str) else None
+
+    def reason(self) -> str | None:
+        for text in (self.error, self.error_message, self.failure_reason, self.detail):
+            if text and text.strip():
+                return text.strip()
+        return None
+
+
+class TensorPix(Adapter):
+    id = "tensorpix"
+    display_name = "TensorPix"
+    default_base_url = "https://backend.tensorpix.ai/api"
+    base_url_env = "TENSORPIX_BASE_URL"
+    credential_hint = "set TENSORPIX_API_KEY"
+
+    def __init__(self, base_url: str, redactor: Redactor, api_key: str | None) -> None:
+        super().__init__(base_url, redactor)
+        self._api_key = api_key
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str], redactor: Redactor) -> Self:
+        key = env_value(env, "TENSORPIX_API_KEY")
+        redactor.add(key)
+        return cls(env_value(env, cls.base_url_env) or cls.default_base_url, redactor, key)
+
+    @property
+    def configured(self) -> bool:
+        return self._api_key is not None
+
+    def validate_task_id(self, task_id: str) -> str:
+        """A UUID in its canonical 8-4-4-4-12 form, sent lowercase (the form the API itself returns)."""
+        return check_task_id(task_id, UUID_TASK_ID, "a UUID such as 3c90c3cc-0d44-4b50-8888-8dd25736052a").lower()
+
+    def build_request(self, client: httpx.AsyncClient, task_id: str) -> httpx.Request:
+        return client.build_request(
+            "GET",
+            # The trailing slash is part of the documented path: without it Django redirects.
+            self.url("video-gen", "jobs", task_id) + "/",
+            headers={"Authorization": f"Token {self._api_key}", "Accept": "application/json"},
+        )
+
+    def parse(self, reply: Reply) -> JobState:
+        code = reply.status_code
+        if code in (401, 403):
+            # 403 is what plans without API access get; the provider's sentence says which case it is.
+            raise self.auth_failed(self.error_message(reply))
+        if code == 404:
+            raise self.not_found()
+        if code != 200:
+            said = self.error_message(reply) or f"HTTP {code}"
+            raise ProviderProtocolError(f"TensorPix refused the request (HTTP {code}): {said}")
+        job = parse_wire(_Job, reply.json(), self.display_name)
+        status = normalize_status(job.status, STATUS_WORDS)
+        video = job.generated_video
+        url = video.file if video is not None else None
+        if status == "running" and url:
+            # No status list is documented, but the video is documented to appear only once the job is
+            # done: an unfamiliar word next to a ready file means finished.
+            status = "succeeded"
+        elif status == "succeeded" and not url:
+            # A null `file` means the video is not stored yet; another read will bring it.
+            status = "running"
+        error = None
+        if status in ("failed", "canceled"):
+            error = JobError(
+                code=job.status.strip().upper(),
+                message=self.redact(job.reason() or f"The TensorPix job is {job.status.strip().lower()}."),
+            )
+        progress = job.progress
+        if progress is not None:
+            progress = min(100.0, max(0.0, progress))
+        if status == "succeeded":
+            progress = 100.0
+        return JobState(
+            status=status,
+            provider_status=job.status,
+            progress=progress,
+            outputs=(_output(video, url),) if status == "succeeded" and video is not None and url else (),
+            error=error,
+            cost=_credits(job.cost),
+        )
+
+
+def _output(video: _GeneratedVideo, url: str) -> Output:
+    duration = None
+    if video.n_frames and video.framerate:
+        duration = round(video.n_frames / video.framerate, 2)
+    return Output(
+        url=url,
+        kind="video",
+        # The name is the user's title and may lack an extension; the URL's path ends in the stored file's.
+        mime_type=mimetypes.guess_type(video.name or "")[0] or mimetypes.guess_type(urlsplit(url).path)[0],
+        width=video.width,
+        height=video.height,
+        fps=video.framerate,
+        frames=video.n_frames,
+        duration_s=duration,
+        size_bytes=video.size,
+        thumbnail_url=video.thumbnail,
+        expires_at=presigned_url_expiry(url),
+    )
+
+
+def _credits(cost: str | float | None) -> Cost | None:
+    if cost is None:
+        return None
+    try:
+        amount = Decimal(str(cost).strip())
+    except InvalidOperation:
+        return None
+    if not amount.is_finite():
+        return None
+    return Cost(amount=float(amount), unit="credits")
+
+
+_AMZ_DATE = "%Y%m%dT%H%M%SZ"
+
+
+def presigned_url_expiry(url: str) -> str | None:
+    """When a pre-signed URL stops working, as ISO-8601 UTC, where its query says so; else None.
+
+    Reads AWS Signature V4 and S3-compatible stores (`X-Amz-Date` + `X-Amz-Expires` seconds), Google Cloud
+    Storage V4 (`X-Goog-Date` + `X-Goog-Expires`), and the older V2 style of both (`Expires=<unix seconds>`).
+    """
+    params = {key.lower(): value for key, value in parse_qsl(urlsplit(url).query)}
+    for prefix in ("x-amz-", "x-goog-"):
+        signed, lifetime = params.get(prefix + "date"), params.get(prefix + "expires")
+        if signed and lifetime:
+            try:
+                start = datetime.strptime(signed, _AMZ_DATE).replace(tzinfo=UTC)
+                seconds = int(lifetime)
+                return format_utc(start + timedelta(seconds=seconds)) if seconds >= 0 else None
+            except (ValueError, OverflowError):
+                return None
+    epoch = params.get("expires")
+    if epoch and epoch.isdigit():
+        try:
+            return format_utc(datetime.fromtimestamp(int(epoch), UTC))
+        except (OverflowError, OSError, ValueError):
+            return None
+    return None
