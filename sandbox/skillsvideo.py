@@ -1,8 +1,19 @@
 """skills.video emulator: `GET /api/v1/generation/{id}`, Bearer auth, both status vocabularies.
 
-Shapes follow PROVIDERS.md §4. Assumption, flagged there as [inf]: a video result's `data` mirrors the
-documented image shape (`type: "video"`, `videos[]` plus `video` = the first). A job's `detail` may set
-`vocabulary="prediction"` (starting/processing/succeeded/...) and `kind` = `video` | `image` | `audio`.
+Follows docs.skills.video as recorded in PROVIDERS.md §4:
+
+- QueueState answers (the default) carry `input`, `data` (null until COMPLETED) and `usage`, already
+  charged while queued as in the documented submit examples.
+- PredictionStatus answers (a job's detail `vocabulary="prediction"`) carry no `input`, leave `data` out
+  until `succeeded` and show zero usage until then, as the Veo 3.1 pages' examples do.
+- FAILED carries `code` and `message` (detail `code` and `message` override the defaults); CANCELED carries
+  neither, since none is documented for it.
+- HTTP errors are `{"error", "code", "message"}` with the documented codes and messages.
+
+Assumptions [inf]: a video or audio result mirrors the documented image shape (`type`, `videos[]` plus
+`video` = the first, likewise `audios[]`/`audio`); detail `kind` picks `video` (default), `image` or `audio`.
+Outside the generation families (401, 403, 404, 500) error codes are not documented: plain words are used,
+and the messages come from the page's table of status meanings. A failed job's usage is shown as zero.
 """
 
 from __future__ import annotations
@@ -30,6 +41,28 @@ _PREDICTION = {
     "canceled": "canceled",
 }
 
+# HTTP status -> (`code`, legacy `error`, `message`). The generation-family rows follow the docs' table; its
+# examples show `error` equal to `code`, except for credits, where `error` is the bare sub-code.
+_ERRORS: dict[int, tuple[str, str, str]] = {
+    400: ("VIDEO_GENERATION_INVALID_INPUT", "VIDEO_GENERATION_INVALID_INPUT", "Invalid request."),
+    401: ("UNAUTHORIZED", "UNAUTHORIZED", "Authentication required or failed."),
+    402: ("VIDEO_GENERATION_INSUFFICIENT_CREDITS", "INSUFFICIENT_CREDITS", "Insufficient credits for this generation."),
+    403: ("FORBIDDEN", "FORBIDDEN", "Access forbidden."),
+    404: ("NOT_FOUND", "NOT_FOUND", "Resource not found."),
+    422: ("VIDEO_GENERATION_CONTENT_REJECTED", "VIDEO_GENERATION_CONTENT_REJECTED", "Validation error."),
+    429: ("VIDEO_GENERATION_RATE_LIMITED", "VIDEO_GENERATION_RATE_LIMITED", "Rate limit exceeded. Please retry later."),
+    500: ("INTERNAL_ERROR", "INTERNAL_ERROR", "Server error."),
+    502: ("VIDEO_GENERATION_FAILED", "VIDEO_GENERATION_FAILED", "Upstream generation failed."),
+    503: (
+        "VIDEO_GENERATION_PROVIDER_UNAVAILABLE",
+        "VIDEO_GENERATION_PROVIDER_UNAVAILABLE",
+        "Upstream provider unavailable.",
+    ),
+    504: ("VIDEO_GENERATION_TIMEOUT", "VIDEO_GENERATION_TIMEOUT", "Generation timed out."),
+}
+
+_CHARGE = 20
+
 
 class SkillsVideoEmulator(Emulator):
     id = "skillsvideo"
@@ -42,47 +75,40 @@ class SkillsVideoEmulator(Emulator):
         return [Route(f"{self.api_prefix}/generation/{{task_id:path}}", self.get_generation, methods=["GET"])]
 
     def error_body(self, status: int, message: str) -> Any:
-        sub = {
-            401: "UNAUTHORIZED",
-            402: "INSUFFICIENT_CREDITS",
-            404: "NOT_FOUND",
-            429: "RATE_LIMITED",
-            502: "FAILED",
-            503: "PROVIDER_UNAVAILABLE",
-            504: "TIMEOUT",
-        }.get(status, "FAILED")
-        return {"error": sub, "code": f"VIDEO_GENERATION_{sub}", "message": message}
+        code, legacy, documented = _ERRORS.get(status, ("ERROR", "ERROR", message))
+        return {"error": legacy, "code": code, "message": documented}
 
     async def get_generation(self, request: Request) -> Response:
         await self.record(request)
         if request.headers.get("authorization") != f"Bearer {self.api_key}":
-            return JSONResponse(self.error_body(401, "Invalid or missing API key."), 401)
+            return JSONResponse(self.error_body(401, ""), 401)
         job = self.find_job(request.path_params["task_id"])
         if job is None:
-            return JSONResponse(self.error_body(404, "Generation not found."), 404)
+            return JSONResponse(self.error_body(404, ""), 404)
         if (fault := await self.take_fault(job)) is not None:
             return fault
         return JSONResponse(self.render(job, job.view(self.clock.monotonic())))
 
     def render(self, job: Job, view: JobView) -> dict[str, Any]:
-        words = _PREDICTION if job.detail.get("vocabulary") == "prediction" else _QUEUE_STATE
+        prediction = job.detail.get("vocabulary") == "prediction"
+        words = _PREDICTION if prediction else _QUEUE_STATE
         body: dict[str, Any] = {"id": job.task_id, "status": words[view.phase]}
-        if job.detail.get("vocabulary") != "prediction":
+        if not prediction:
             body["input"] = {
                 "prompt": job.detail.get("prompt", "a cat walking through neon rain"),
                 "duration": 5,
                 "aspect_ratio": "16:9",
                 "n": 1,
             }
-        body["data"] = self._data(job) if view.phase == "succeeded" else None
-        charged = 0 if view.phase in ("failed", "canceled") else 20
+        if view.phase == "succeeded":
+            body["data"] = self._data(job)
+        elif not prediction:
+            body["data"] = None
+        charged = _CHARGE if view.phase == "succeeded" or (not prediction and not view.done) else 0
         body["usage"] = {"total": charged, "subscription": charged, "permanent": 0}
         if view.phase == "failed":
             body["code"] = job.detail.get("code", "VIDEO_GENERATION_CONTENT_REJECTED")
             body["message"] = job.detail.get("message", "Content was rejected by moderation.")
-        if view.phase == "canceled":
-            body["code"] = "VIDEO_GENERATION_CANCELED"
-            body["message"] = "The generation was canceled."
         return body
 
     def _data(self, job: Job) -> dict[str, Any]:

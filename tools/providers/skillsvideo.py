@@ -1,36 +1,65 @@
 """skills.video open platform: `GET {base}/generation/{id}` with `Authorization: Bearer <key>`.
 
-Two status vocabularies are documented: the QueueState enum (IN_QUEUE, IN_PROGRESS, COMPLETED, FAILED,
-CANCELED) and, on some model pages, PredictionStatus (starting, processing, succeeded, failed, canceled).
-`data` is null until the job completes; a FAILED job carries sanitized `code` and `message`; `usage.total`
-is the credits charged. HTTP errors carry `{"error", "code", "message"}`.
+As documented at docs.skills.video (api-reference/get-generation-result, http-status, sse, model pages):
+
+- Two status vocabularies: QueueState (IN_QUEUE, IN_PROGRESS, COMPLETED, FAILED, CANCELED) on the result
+  endpoint, and PredictionStatus (starting, processing, succeeded, failed, canceled) on some model pages.
+- `data` is null until the job completes (PredictionStatus answers leave it out); a FAILED job carries a
+  sanitized `code` and `message`; `usage` is `{total, subscription, permanent}` in credits.
+- Only the image output is documented (`data.images[]`, with `data.image` repeating the first). Video and
+  audio are read by analogy (`videos[]`/`video`, `audios[]`/`audio`), and a bare `data.url` or plain URL
+  strings are accepted too, so an undocumented shape still yields its files.
+- HTTP errors carry `{"error": <legacy>, "code": "<FAMILY>_<SUB>", "message": <sanitized>}`; older copies
+  of the page show `error` and `message` only.
 """
 
 from __future__ import annotations
 
+import math
 import mimetypes
 from collections.abc import Mapping
-from typing import Self
+from typing import Annotated, Any, Self
 
 import httpx
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, BeforeValidator, ConfigDict, ValidationError, model_validator
 
-from tools.errors import ProviderProtocolError
+from tools.errors import AuthenticationFailed, GenResultError, ProviderProtocolError, TaskNotFound
 from tools.providers.base import Adapter, Reply, env_value, normalize_status, parse_wire
 from tools.redact import Redactor
 from tools.result import Cost, JobError, JobState, Output, OutputKind, Status
 
+# The documented words of both enums; other spellings (CANCELLED, SUCCESS, ...) fall to the shared table.
 STATUS_WORDS: Mapping[str, Status] = {
     "in_queue": "queued",
     "in_progress": "running",
     "completed": "succeeded",
     "failed": "failed",
     "canceled": "canceled",
-    "cancelled": "canceled",
     "starting": "queued",
     "processing": "running",
     "succeeded": "succeeded",
 }
+
+
+def _number_or_none(value: object) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        return None
+    try:
+        number = float(value)
+    except ValueError:
+        return None
+    return number if math.isfinite(number) else None
+
+
+def _whole_or_none(value: object) -> int | None:
+    number = _number_or_none(value)
+    return None if number is None else round(number)
+
+
+# Media metadata beyond the documented image fields is guessed; a value we cannot read is dropped rather
+# than sinking an otherwise good answer.
+_Float = Annotated[float | None, BeforeValidator(_number_or_none)]
+_Int = Annotated[int | None, BeforeValidator(_whole_or_none)]
 
 
 class _Wire(BaseModel):
@@ -41,12 +70,17 @@ class _Media(_Wire):
     url: str
     file_name: str | None = None
     content_type: str | None = None
-    width: int | None = None
-    height: int | None = None
-    duration: float | None = None
-    fps: float | None = None
-    size: int | None = None
+    width: _Int = None
+    height: _Int = None
+    duration: _Float = None
+    fps: _Float = None
+    size: _Int = None
     thumbnail_url: str | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _bare_url(cls, value: Any) -> Any:
+        return {"url": value} if isinstance(value, str) else value
 
 
 class _Data(_Wire):
@@ -62,15 +96,30 @@ class _Data(_Wire):
 
 class _Usage(_Wire):
     total: float | None = None
+    subscription: float | None = None
+    permanent: float | None = None
+
+    @property
+    def credits(self) -> float | None:
+        if self.total is not None:
+            return self.total
+        if self.subscription is None and self.permanent is None:
+            return None
+        return (self.subscription or 0.0) + (self.permanent or 0.0)
 
 
 class _Generation(_Wire):
     id: str | None = None
-    status: str
+    status: str | None = None
     data: _Data | None = None
     usage: _Usage | None = None
     code: str | None = None
     message: str | None = None
+
+
+class _ErrorBody(_Wire):
+    code: str | None = None
+    error: str | None = None
 
 
 class SkillsVideo(Adapter):
@@ -102,72 +151,112 @@ class SkillsVideo(Adapter):
         )
 
     def parse(self, reply: Reply) -> JobState:
-        if reply.status_code in (401, 402, 403):
-            raise self.auth_failed(self.error_message(reply))
-        if reply.status_code == 404:
-            raise self.not_found()
-        if reply.status_code != 200 and reply.status_code != 202:
-            said = self.error_message(reply) or f"HTTP {reply.status_code}"
-            raise ProviderProtocolError(f"skills.video refused the result request: {said}")
+        if reply.status_code not in (200, 202):
+            raise self._refusal(reply)
         gen = parse_wire(_Generation, reply.json(), self.display_name)
+        if gen.status is None:
+            said = _quoted(self._words(gen.message, gen.code))
+            raise ProviderProtocolError(f"skills.video answered HTTP {reply.status_code} without a status.{said}")
         status = normalize_status(gen.status, STATUS_WORDS)
         error = None
         if status in ("failed", "canceled"):
             error = JobError(
-                code=gen.code or gen.status.upper(),
-                message=self.redact(gen.message or f"The generation is {gen.status}."),
+                code=self.redact(gen.code or gen.status.upper()),
+                message=self.redact(
+                    gen.message or f"skills.video reports the generation {gen.status} without a reason."
+                ),
             )
-        cost = None
-        if gen.usage is not None and gen.usage.total is not None:
-            cost = Cost(amount=gen.usage.total, unit="credits")
-        outputs = _outputs(gen.data) if status == "succeeded" else ()
-        progress = 100.0 if status == "succeeded" else None
+        credits = gen.usage.credits if gen.usage is not None else None
+        succeeded = status == "succeeded"
         return JobState(
             status=status,
-            provider_status=gen.status,
-            progress=progress,
-            outputs=outputs,
+            provider_status=self.redact(gen.status),
+            progress=100.0 if succeeded else None,
+            outputs=self._outputs(gen.data) if succeeded else (),
             error=error,
-            cost=cost,
+            cost=None if credits is None else Cost(amount=credits, unit="credits"),
+        )
+
+    def _refusal(self, reply: Reply) -> GenResultError:
+        """The error for an HTTP answer other than 200/202 (429, 5xx and redirects never get here)."""
+        code = reply.status_code
+        words = self._words(self.error_message(reply), _error_code(reply.body))
+        said = _quoted(words)
+        if code in (401, 403):
+            return self.auth_failed(words)
+        if code == 402:
+            # Not a job state and not worth retrying: like a rejected key, the account behind the key is
+            # refused service until the user acts on it, so it shares authentication_failed.
+            return AuthenticationFailed(
+                f"skills.video refused the request for lack of credits (HTTP 402).{said} Add credits to the "
+                "account behind SKILLSVIDEO_API_KEY (skills.video dashboard, Billing/Credits), then check again."
+            )
+        if code == 404:
+            return self.not_found()
+        if code in (400, 422):
+            # The request carries nothing but the id and the key, and the key has its own codes (401/403):
+            # an invalid request here means an id the provider cannot use.
+            return TaskNotFound(
+                f"skills.video refused this task id (HTTP {code}).{said} Check the id: pass the generation id "
+                "exactly as the create call returned it."
+            )
+        return ProviderProtocolError(
+            f"skills.video answered HTTP {code}, which its result endpoint does not use.{said}"
+        )
+
+    def _words(self, message: str | None, code: str | None) -> str:
+        """The provider's sanitized message with its machine-readable code, cleaned of secrets."""
+        tagged = f"[{code}]" if code and code != message else None
+        return self.redact(" ".join(part for part in (message, tagged) if part))
+
+    def _outputs(self, data: _Data | None) -> tuple[Output, ...]:
+        if data is None:
+            return ()
+        groups: list[tuple[OutputKind, list[_Media] | None, _Media | None]] = [
+            ("video", data.videos, data.video),
+            ("image", data.images, data.image),
+            ("audio", data.audios, data.audio),
+        ]
+        outputs: list[Output] = []
+        for kind, many, single in groups:
+            # The singular field repeats the plural list's first item: the list is the whole answer when present.
+            for media in many if many else [single] if single else []:
+                outputs.append(self._output(media, kind))
+        if not outputs and data.url:
+            outputs.append(Output(url=self.redact(data.url), kind=_kind_of(data.type, data.url)))
+        return tuple(outputs)
+
+    def _output(self, media: _Media, kind: OutputKind) -> Output:
+        mime = media.content_type or mimetypes.guess_type(media.file_name or media.url.split("?")[0])[0]
+        return Output(
+            url=self.redact(media.url),
+            kind=kind,
+            mime_type=mime,
+            width=media.width,
+            height=media.height,
+            fps=media.fps,
+            duration_s=media.duration,
+            size_bytes=media.size,
+            thumbnail_url=self.redact(media.thumbnail_url) if media.thumbnail_url else None,
         )
 
 
-def _outputs(data: _Data | None) -> tuple[Output, ...]:
-    if data is None:
-        return ()
-    groups: list[tuple[OutputKind, list[_Media] | None, _Media | None]] = [
-        ("video", data.videos, data.video),
-        ("image", data.images, data.image),
-        ("audio", data.audios, data.audio),
-    ]
-    outputs: list[Output] = []
-    for kind, many, single in groups:
-        # `image` repeats `images[0]`; the plural list is the whole answer when present.
-        for media in many if many else [single] if single else []:
-            outputs.append(_output(media, kind))
-    if not outputs and data.url:
-        outputs.append(Output(url=data.url, kind=_kind_of(data.type, None, data.url)))
-    return tuple(outputs)
+def _error_code(body: bytes) -> str | None:
+    """`code` from an error body, or the legacy `error` where an older deployment sends only that."""
+    try:
+        parsed = _ErrorBody.model_validate_json(body)
+    except ValidationError:
+        return None
+    return parsed.code or parsed.error
 
 
-def _output(media: _Media, kind: OutputKind) -> Output:
-    mime = media.content_type or mimetypes.guess_type(media.file_name or media.url.split("?")[0])[0]
-    return Output(
-        url=media.url,
-        kind=kind,
-        mime_type=mime,
-        width=media.width,
-        height=media.height,
-        fps=media.fps,
-        duration_s=media.duration,
-        size_bytes=media.size,
-        thumbnail_url=media.thumbnail_url,
-    )
+def _quoted(words: str) -> str:
+    return f" The provider said: {words}" if words else ""
 
 
-def _kind_of(declared: str | None, mime: str | None, url: str) -> OutputKind:
-    word = (declared or mime or mimetypes.guess_type(url.split("?")[0])[0] or "").split("/")[0]
-    return _KINDS.get(word, "file")
+def _kind_of(declared: str | None, url: str) -> OutputKind:
+    word = (declared or mimetypes.guess_type(url.split("?")[0])[0] or "").split("/")[0]
+    return _KINDS.get(word.lower(), "file")
 
 
 _KINDS: Mapping[str, OutputKind] = {"video": "video", "image": "image", "audio": "audio"}
