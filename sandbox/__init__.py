@@ -10,11 +10,13 @@ from starlette.applications import Starlette
 from starlette.routing import Mount
 
 from sandbox.core import Emulator, Fault, Job, JobView, Timeline
+from sandbox.flexstack import FlexstackEmulator
 from sandbox.modelslab import ModelsLabEmulator
 from sandbox.skillsvideo import SkillsVideoEmulator
 from tools.clock import Clock
 
 EMULATORS: dict[str, type[Emulator]] = {
+    FlexstackEmulator.id: FlexstackEmulator,
     ModelsLabEmulator.id: ModelsLabEmulator,
     SkillsVideoEmulator.id: SkillsVideoEmulator,
 }

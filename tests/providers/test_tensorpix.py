@@ -115,7 +115,7 @@ def test_a_failed_job_without_a_reason_gets_a_plain_message_and_its_status_word_
     assert (state.status, state.outputs) == ("failed", ())
     assert state.error is not None
     assert state.error.code == "FAILED"
-    assert state.error.message == "The TensorPix job is failed."
+    assert state.error.message == "TensorPix reports the job as FAILED, without a reason."
 
 
 def test_a_failure_reason_is_passed_on_without_secrets_when_the_api_sends_one() -> None:
@@ -128,7 +128,7 @@ def test_a_failure_reason_is_passed_on_without_secrets_when_the_api_sends_one() 
 
 def test_a_reason_field_that_is_not_text_is_ignored_rather_than_rejected() -> None:
     state = parse(job_body(status="FAILED", error={"code": 7}))
-    assert state.error is not None and state.error.message == "The TensorPix job is failed."
+    assert state.error is not None and state.error.message == "TensorPix reports the job as FAILED, without a reason."
 
 
 @pytest.mark.parametrize("word", ["CANCELED", "cancelled", "Canceled"])

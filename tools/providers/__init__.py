@@ -5,11 +5,13 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from tools.providers.base import Adapter
+from tools.providers.flexstack import Flexstack
 from tools.providers.modelslab import ModelsLab
 from tools.providers.skillsvideo import SkillsVideo
 from tools.redact import Redactor
 
 ADAPTERS: dict[str, type[Adapter]] = {
+    Flexstack.id: Flexstack,
     ModelsLab.id: ModelsLab,
     SkillsVideo.id: SkillsVideo,
 }

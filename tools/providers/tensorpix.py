@@ -120,16 +120,17 @@ class TensorPix(Adapter):
         url = video.file if video is not None else None
         if status == "running" and url:
             # No status list is documented, but the video is documented to appear only once the job is
-            # done: an unfamiliar word next to a ready file means finished.
+            # done: a ready file outranks a word we could only read as "not over".
             status = "succeeded"
         elif status == "succeeded" and not url:
             # A null `file` means the video is not stored yet; another read will bring it.
             status = "running"
         error = None
         if status in ("failed", "canceled"):
+            word = job.status.strip()
             error = JobError(
-                code=job.status.strip().upper(),
-                message=self.redact(job.reason() or f"The TensorPix job is {job.status.strip().lower()}."),
+                code=word.upper(),
+                message=self.redact(job.reason() or f"TensorPix reports the job as {word}, without a reason."),
             )
         progress = job.progress
         if progress is not None:
