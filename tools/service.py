@@ -60,8 +60,8 @@ class GenerationService:
 
     async def check(self, provider: str, task_id: str) -> GenerationResult:
         """One look at the job, no waiting."""
-        adapter, task_id = self._prepare(provider, task_id)
-        state = await self._read(adapter, task_id, self.request_timeout_s)
+        adapter, wire_id = self._prepare(provider, task_id)
+        state = await self._read(adapter, wire_id, self.request_timeout_s)
         return GenerationResult.from_state(adapter.id, task_id, state, self.clock.now())
 
     async def wait(
@@ -83,7 +83,7 @@ class GenerationService:
             raise InvalidArgument(
                 "poll_interval_s must be a positive number of seconds, or null to let the server choose."
             )
-        adapter, task_id = self._prepare(provider, task_id)
+        adapter, wire_id = self._prepare(provider, task_id)
         notes = [note] if note else []
         if poll_interval_s is not None and poll_interval_s < self.policy.floor_s:
             notes.append(
@@ -91,7 +91,7 @@ class GenerationService:
             )
 
         async def read(budget_s: float) -> JobState:
-            return await self._read(adapter, task_id, min(self.request_timeout_s, budget_s))
+            return await self._read(adapter, wire_id, min(self.request_timeout_s, budget_s))
 
         outcome = await wait_until_done(
             read,

@@ -206,7 +206,8 @@ class Adapter(ABC):
         for key in ("message", "messege", "detail", "error_description", "error"):
             value = data.get(key)
             if isinstance(value, str) and value.strip():
-                return self.redact(value.strip()[:300])
+                # Redact before cutting: a cut could leave half a key that no longer matches.
+                return self.redact(value.strip())[:300]
         return ""
 
     def not_found(self, task_id_hint: str = "") -> TaskNotFound:
