@@ -13,12 +13,14 @@ from sandbox.core import Emulator, Fault, Job, JobView, Timeline
 from sandbox.flexstack import FlexstackEmulator
 from sandbox.modelslab import ModelsLabEmulator
 from sandbox.skillsvideo import SkillsVideoEmulator
+from sandbox.tensorpix import TensorPixEmulator
 from tools.clock import Clock
 
 EMULATORS: dict[str, type[Emulator]] = {
     FlexstackEmulator.id: FlexstackEmulator,
     ModelsLabEmulator.id: ModelsLabEmulator,
     SkillsVideoEmulator.id: SkillsVideoEmulator,
+    TensorPixEmulator.id: TensorPixEmulator,
 }
 
 # A host that can never resolve: in-process use routes it to the ASGI app, never to the network.

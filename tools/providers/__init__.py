@@ -8,12 +8,14 @@ from tools.providers.base import Adapter
 from tools.providers.flexstack import Flexstack
 from tools.providers.modelslab import ModelsLab
 from tools.providers.skillsvideo import SkillsVideo
+from tools.providers.tensorpix import TensorPix
 from tools.redact import Redactor
 
 ADAPTERS: dict[str, type[Adapter]] = {
     Flexstack.id: Flexstack,
     ModelsLab.id: ModelsLab,
     SkillsVideo.id: SkillsVideo,
+    TensorPix.id: TensorPix,
 }
 
 
