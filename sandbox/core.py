@@ -2,7 +2,8 @@
 
 An emulator is an ASGI app (Starlette) that speaks one provider's documented API. Its jobs move through a
 `Timeline` on an injectable clock (queued, running with progress, then an outcome), and each job can carry
-a queue of `Fault`s that replace its next answers (429, 5xx, slow, malformed JSON, HTML, empty body).
+a queue of `Fault`s that replace its next answers (429, 5xx, slow, malformed JSON, HTML, empty body) or
+spoil them on the wire (a connection cut mid-body, a slow drip, an endless body, a redirect elsewhere).
 The subclasses only know the provider's paths, auth and wire shapes.
 """
 
@@ -12,16 +13,22 @@ import math
 from abc import ABC, abstractmethod
 from collections import deque
 from collections.abc import Iterable
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import UTC, timedelta
 from email.utils import format_datetime
 from typing import Any, ClassVar, Literal
+from urllib.parse import quote
 
 import anyio
+import anyio.lowlevel
+import httpx
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from tools.clock import Clock, SystemClock
 
@@ -62,17 +69,34 @@ class JobView:
         return self.phase in ("succeeded", "failed", "canceled")
 
 
-FaultKind = Literal["status", "slow", "malformed_json", "html", "empty"]
+# Where a `redirect` fault points by default: another host, which must never see a request.
+ELSEWHERE = "http://collector.genresult.invalid/collect"
+
+FaultKind = Literal[
+    "status", "slow", "malformed_json", "html", "empty", "error_in_ok", "redirect", "oversized", "reset", "drip"
+]
 
 
 @dataclass(frozen=True)
 class Fault:
-    """Replaces one answer for a job.
+    """Replaces or spoils one answer for a job.
 
     - `status`: HTTP `status` (429, 500, 502, 503, 504) with the provider's error body, plus `Retry-After`
       when `retry_after` is set (seconds, or an HTTP date when `retry_after_date` is true).
     - `slow`: the normal answer after `delay_s` real seconds (to trip the client's timeout).
     - `malformed_json`, `html`, `empty`: a body that is not the documented JSON, with HTTP `status`.
+    - `error_in_ok`: the provider's own error body (`error_body`), sent with HTTP 200.
+    - `redirect`: HTTP `status` (302 unless another 3xx is given) to `location`, another host by default.
+    - `oversized`: a 200 with a body of `size_bytes` (64 MiB unless given, far past any sane cap; with
+      `declare_length` the size is announced in Content-Length), to show the client reads no further than
+      its cap. Sent as fast as the client takes it, and stopped when the client hangs up.
+    - `reset`: the normal answer's headers and half its body, then the connection is cut.
+    - `drip`: the normal answer, `chunk_bytes` at a time, `delay_s` apart: every read arrives in time, the
+      whole answer does not.
+
+    `message` replaces the provider's error words in `status` and `error_in_ok` answers; `echo_credentials`
+    appends what the request carried (Authorization header, body) raw and percent-encoded in a link, as
+    providers that echo requests back do.
     """
 
     kind: FaultKind
@@ -80,6 +104,12 @@ class Fault:
     retry_after: float | None = None
     retry_after_date: bool = False
     delay_s: float = 0.0
+    message: str | None = None
+    echo_credentials: bool = False
+    location: str = ELSEWHERE
+    size_bytes: int | None = None
+    declare_length: bool = False
+    chunk_bytes: int = 8
 
     @classmethod
     def rate_limited(cls, retry_after: float | None = None, *, as_date: bool = False) -> Fault:
@@ -88,6 +118,30 @@ class Fault:
     @classmethod
     def server_error(cls, status: int = 500) -> Fault:
         return cls("status", status)
+
+    @classmethod
+    def read_timeout(cls, delay_s: float) -> Fault:
+        return cls("slow", delay_s=delay_s)
+
+    @classmethod
+    def error_in_ok(cls, message: str | None = None, *, echo_credentials: bool = False) -> Fault:
+        return cls("error_in_ok", 200, message=message, echo_credentials=echo_credentials)
+
+    @classmethod
+    def redirect(cls, location: str | None = None, status: int = 302) -> Fault:
+        return cls("redirect", status, location=location or ELSEWHERE)
+
+    @classmethod
+    def oversized(cls, size_bytes: int | None = None, *, declare_length: bool = False) -> Fault:
+        return cls("oversized", 200, size_bytes=size_bytes, declare_length=declare_length)
+
+    @classmethod
+    def reset(cls) -> Fault:
+        return cls("reset")
+
+    @classmethod
+    def drip(cls, interval_s: float, chunk_bytes: int = 8) -> Fault:
+        return cls("drip", delay_s=interval_s, chunk_bytes=chunk_bytes)
 
 
 @dataclass
@@ -110,6 +164,95 @@ class LoggedRequest:
     headers: dict[str, str]
     body: bytes
     at: float
+
+
+@dataclass
+class _Exchange:
+    """One request in flight: what it carried, and the wire fault to play on its answer, if any."""
+
+    request: LoggedRequest | None = None
+    wire_fault: Fault | None = None
+
+
+_EXCHANGE: ContextVar[_Exchange | None] = ContextVar("emulator_exchange", default=None)
+
+
+class _WireFaults:
+    """Plays `reset`, `drip` and `oversized` faults on the wire, on the answer the route produced."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        exchange = _Exchange()
+        held: list[Message] = []
+
+        async def hold(message: Message) -> None:
+            # The fault is taken before the route answers, so this is known by the first message.
+            if exchange.wire_fault is None:
+                await send(message)
+            else:
+                held.append(message)
+
+        token = _EXCHANGE.set(exchange)
+        try:
+            await self.app(scope, receive, hold)
+        finally:
+            _EXCHANGE.reset(token)
+        if exchange.wire_fault is not None:
+            await _spoil(exchange.wire_fault, held, receive, send)
+
+
+async def _spoil(fault: Fault, held: list[Message], receive: Receive, send: Send) -> None:
+    start = held[0]
+    body = b"".join(message.get("body", b"") for message in held[1:])
+    if fault.kind == "reset":
+        await send(start)
+        await send({"type": "http.response.body", "body": body[: len(body) // 2], "more_body": True})
+        # On a socket the server drops the connection; in-process (httpx's ASGI transport) the exception
+        # reaches the client as is, so it is the one httpx raises for a peer that hangs up mid-body.
+        raise httpx.RemoteProtocolError("peer closed connection without sending complete message body")
+    async with anyio.create_task_group() as group:
+
+        async def stop_when_gone() -> None:
+            while (await receive())["type"] != "http.disconnect":
+                pass
+            group.cancel_scope.cancel()
+
+        group.start_soon(stop_when_gone)
+        if fault.kind == "oversized":
+            await _send_oversized(fault, send)
+        else:
+            await send(start)
+            step = max(1, fault.chunk_bytes)
+            chunks = [body[offset : offset + step] for offset in range(0, len(body), step)] or [b""]
+            for index, chunk in enumerate(chunks):
+                if index:
+                    await anyio.sleep(fault.delay_s)
+                await send({"type": "http.response.body", "body": chunk, "more_body": index < len(chunks) - 1})
+        group.cancel_scope.cancel()
+
+
+OVERSIZED_BYTES = 64 << 20
+_PADDED = (b'{"status": "processing", "padding": "', b'"}')
+
+
+async def _send_oversized(fault: Fault, send: Send) -> None:
+    size = OVERSIZED_BYTES if fault.size_bytes is None else fault.size_bytes
+    headers = [(b"content-type", b"application/json")]
+    if fault.declare_length:
+        headers.append((b"content-length", str(size + sum(map(len, _PADDED))).encode()))
+    await send({"type": "http.response.start", "status": 200, "headers": headers})
+    await send({"type": "http.response.body", "body": _PADDED[0], "more_body": True})
+    chunk = b"x" * 65536
+    for offset in range(0, size, len(chunk)):
+        await send({"type": "http.response.body", "body": chunk[: size - offset], "more_body": True})
+        # A server writing to a client that has gone may not wait at all: give the hang-up a turn.
+        await anyio.lowlevel.checkpoint()
+    await send({"type": "http.response.body", "body": _PADDED[1], "more_body": False})
 
 
 class Emulator(ABC):
@@ -167,7 +310,7 @@ class Emulator(ABC):
     @property
     def app(self) -> Starlette:
         if self._app is None:
-            self._app = Starlette(routes=self.routes())
+            self._app = Starlette(routes=self.routes(), middleware=[Middleware(_WireFaults)])
         return self._app
 
     @abstractmethod
@@ -178,16 +321,17 @@ class Emulator(ABC):
         """The provider's error JSON for an HTTP error of its own (used for faults and auth failures)."""
 
     async def record(self, request: Request) -> None:
-        self.requests.append(
-            LoggedRequest(
-                request.method,
-                request.url.path,
-                request.url.query,
-                {k.lower(): v for k, v in request.headers.items()},
-                await request.body(),
-                self.clock.monotonic(),
-            )
+        logged = LoggedRequest(
+            request.method,
+            request.url.path,
+            request.url.query,
+            {k.lower(): v for k, v in request.headers.items()},
+            await request.body(),
+            self.clock.monotonic(),
         )
+        self.requests.append(logged)
+        if (exchange := _EXCHANGE.get()) is not None:
+            exchange.request = logged
 
     async def take_fault(self, job: Job) -> Response | None:
         """The job's next scripted fault as a response, or None to answer normally (also after `slow`)."""
@@ -208,6 +352,17 @@ class Emulator(ABC):
             return Response(page, fault.status if fault.status != 500 else 502, media_type="text/html")
         if fault.kind == "empty":
             return Response(b"", fault.status if fault.status != 500 else 200)
+        if fault.kind == "error_in_ok":
+            message = (fault.message or "Internal error") + self._echo(fault)
+            return JSONResponse(self.error_body(200, message), 200)
+        if fault.kind == "redirect":
+            status = fault.status if 300 <= fault.status < 400 else 302
+            return Response(b"", status, headers={"Location": fault.location})
+        if fault.kind in ("reset", "drip", "oversized"):
+            exchange = _EXCHANGE.get()
+            if exchange is not None:
+                exchange.wire_fault = fault
+            return None
         headers: dict[str, str] = {}
         if fault.retry_after is not None:
             if fault.retry_after_date:
@@ -216,5 +371,15 @@ class Emulator(ABC):
                 headers["Date"] = format_datetime(self.clock.now().astimezone(UTC), usegmt=True)
             else:
                 headers["Retry-After"] = str(math.ceil(fault.retry_after))
-        message = "Too many requests" if fault.status == 429 else "Internal error"
-        return JSONResponse(self.error_body(fault.status, message), fault.status, headers=headers)
+        message = fault.message or ("Too many requests" if fault.status == 429 else "Internal error")
+        return JSONResponse(self.error_body(fault.status, message + self._echo(fault)), fault.status, headers=headers)
+
+    def _echo(self, fault: Fault) -> str:
+        exchange = _EXCHANGE.get()
+        if not fault.echo_credentials or exchange is None or exchange.request is None:
+            return ""
+        seen = exchange.request
+        authorization = seen.headers.get("authorization", "")
+        body = seen.body.decode("utf-8", "replace")
+        link = f"https://status.genresult.invalid/help?auth={quote(authorization)}&body={quote(body)}"
+        return f" (request {seen.method} {seen.path}, Authorization: {authorization}, body: {body}; see {link})"
