@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
 
 import anyio
 import httpx
@@ -39,6 +39,11 @@ class GenerationService:
     ) -> None:
         self.adapters = dict(adapters)
         self.client = client
+        hooks = client.event_hooks["response"]
+        if _cap_body not in hooks:
+            # On the client, not on our reads: httpx itself reads bodies in auth flows (a 401 before a
+            # token refresh), and those must stop at the cap too.
+            hooks.append(_cap_body)
         self.redact = redactor
         self.clock = clock or SystemClock()
         self.policy = policy or PollPolicy()
@@ -149,6 +154,8 @@ class GenerationService:
                     body = await _read_capped(response, adapter)
                 finally:
                     await response.aclose()
+        except _BodyTooLarge:
+            raise _too_large(adapter) from None
         except (httpx.TimeoutException, TimeoutError):
             raise ProviderUnavailable(f"{adapter.display_name} did not answer within {timeout_s:.3g}s.") from None
         except httpx.TransportError as exc:
@@ -159,14 +166,49 @@ class GenerationService:
 
 
 async def _read_capped(response: httpx.Response, adapter: Adapter) -> bytes:
+    """The decoded body, up to the cap: a small compressed answer may still unpack into a huge one."""
     chunks: list[bytes] = []
     size = 0
     async for chunk in response.aiter_bytes():
         size += len(chunk)
         if size > MAX_BODY_BYTES:
-            raise ProviderProtocolError(
-                f"{adapter.display_name} sent an answer larger than {MAX_BODY_BYTES // 1024} KiB; "
-                "a job status is a few KiB, so it was not read further."
-            )
+            raise _too_large(adapter)
         chunks.append(chunk)
     return b"".join(chunks)
+
+
+def _too_large(adapter: Adapter) -> ProviderProtocolError:
+    return ProviderProtocolError(
+        f"{adapter.display_name} sent an answer larger than {MAX_BODY_BYTES // 1024} KiB; "
+        "a job status is a few KiB, so it was not read further."
+    )
+
+
+class _BodyTooLarge(Exception):
+    """A body passed the cap on the wire; `_fetch` turns it into the provider's protocol error."""
+
+
+async def _cap_body(response: httpx.Response) -> None:
+    """Response hook: refuse a body announced over the cap unread, and stop any other one at the cap."""
+    declared = response.headers.get("content-length", "")
+    if declared.isascii() and declared.isdigit() and int(declared) > MAX_BODY_BYTES:
+        await response.aclose()
+        raise _BodyTooLarge
+    if isinstance(response.stream, httpx.AsyncByteStream):
+        response.stream = _CappedStream(response.stream)
+
+
+class _CappedStream(httpx.AsyncByteStream):
+    def __init__(self, inner: httpx.AsyncByteStream) -> None:
+        self._inner = inner
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        size = 0
+        async for chunk in self._inner:
+            size += len(chunk)
+            if size > MAX_BODY_BYTES:
+                raise _BodyTooLarge
+            yield chunk
+
+    async def aclose(self) -> None:
+        await self._inner.aclose()
