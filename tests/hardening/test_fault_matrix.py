@@ -1,0 +1,165 @@
+"""Every fault a provider can produce, for every provider, over a real loopback socket.
+
+Each case ends in the right tool error or result, inside the request time limit, and the very next call on
+the same server is answered normally. Waits ride out the transient faults and stop at once on the others.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import anyio
+import pytest
+
+from sandbox import Fault, Sandbox, Timeline
+from tests.hardening.faults import (
+    CASES,
+    PROVIDERS,
+    REQUEST_TIMEOUT_S,
+    SLACK_S,
+    Case,
+    CountingTransport,
+    Seen,
+    error_code,
+    mcp_client,
+    new_task_id,
+    result_of,
+    text_of,
+)
+from tests.hardening.loopback import LoopbackServer, Switch, bound_socket, serving
+from tools.clock import VirtualClock
+from tools.providers.base import MAX_BODY_BYTES
+
+# httpcore reads a socket 64 KiB at a time: the cap can be passed by at most one read.
+ONE_READ = 64 * 1024
+
+DONE_AT_ONCE = Timeline(queued_s=0, running_s=0, outcome="succeeded")
+
+
+@pytest.fixture(scope="module")
+def loopback() -> Iterator[LoopbackServer]:
+    with serving(Switch()) as server:
+        yield server
+
+
+@dataclass
+class World:
+    clock: VirtualClock
+    sandbox: Sandbox
+    seen: Seen
+    root: str
+
+    @property
+    def env(self) -> dict[str, str]:
+        return self.sandbox.env(self.root)
+
+
+@pytest.fixture
+def world(loopback: LoopbackServer) -> World:
+    clock = VirtualClock()
+    sandbox = Sandbox(clock, auto_create=False)
+    seen = Seen(sandbox.app)
+    assert isinstance(loopback.app, Switch)
+    loopback.app.target = seen
+    return World(clock, sandbox, seen, loopback.root)
+
+
+def case_id(case: Case) -> str:
+    return case.name.replace(" ", "-")
+
+
+@pytest.mark.parametrize("case", CASES, ids=case_id)
+@pytest.mark.parametrize("provider", PROVIDERS)
+async def test_each_fault_gives_the_right_answer_in_time_and_the_next_call_is_normal(
+    provider: str, case: Case, world: World
+) -> None:
+    task_id = new_task_id(provider)
+    job = world.sandbox[provider].add_job(task_id, DONE_AT_ONCE, case.faults)
+    code, status = case.expected(provider)
+    args = {"provider": provider, "task_id": task_id}
+    counting = CountingTransport()
+    async with mcp_client(world.env, world.clock, transport=counting) as client:
+        with anyio.fail_after(REQUEST_TIMEOUT_S + SLACK_S):
+            faulted = await client.call_tool("get_generation_result", args)
+        assert error_code(faulted) == code, text_of(faulted)
+        if status is not None:
+            assert result_of(faulted).status == status
+        assert counting.body_bytes <= MAX_BODY_BYTES + ONE_READ
+
+        with anyio.fail_after(REQUEST_TIMEOUT_S + SLACK_S):
+            after = await client.call_tool("get_generation_result", args)
+        assert result_of(after).status == "succeeded"
+
+        job.faults.extend(case.faults)
+        with anyio.fail_after(REQUEST_TIMEOUT_S + SLACK_S):
+            waited = await client.call_tool("wait_for_generation", {**args, "timeout_s": 120})
+    if case.transient:
+        result = result_of(waited)
+        assert (result.status, result.timed_out, result.polls) == ("succeeded", False, 2)
+        retry_after = case.faults[0].retry_after
+        if retry_after is not None:
+            assert world.clock.sleeps[0] == pytest.approx(retry_after, abs=1)
+    else:
+        assert error_code(waited) == code, text_of(waited)
+        if status is not None:
+            assert result_of(waited).status == status
+        assert world.clock.monotonic() == 0, "no time was spent waiting for a better answer"
+    assert all(path.startswith(f"/{provider}/") for _, path in world.seen.requests), world.seen.requests
+    assert {host for host, _ in world.seen.requests} == {world.root.removeprefix("http://")}
+
+
+@pytest.mark.parametrize("provider", PROVIDERS)
+async def test_connection_refused_is_unavailable_and_the_provider_is_used_again_once_it_listens(
+    provider: str,
+) -> None:
+    clock = VirtualClock()
+    sandbox = Sandbox(clock, auto_create=False)
+    task_id = new_task_id(provider)
+    sandbox[provider].add_job(task_id, DONE_AT_ONCE)
+    closed = bound_socket()
+    env = sandbox.env(f"http://127.0.0.1:{closed.getsockname()[1]}")
+    args = {"provider": provider, "task_id": task_id}
+    async with mcp_client(env, clock) as client:
+        with anyio.fail_after(REQUEST_TIMEOUT_S + SLACK_S):
+            refused = await client.call_tool("get_generation_result", args)
+            waited = await client.call_tool("wait_for_generation", {**args, "timeout_s": 5})
+        assert error_code(refused) == "provider_unavailable", text_of(refused)
+        assert error_code(waited) == "provider_unavailable", text_of(waited)
+        assert clock.monotonic() == pytest.approx(5, abs=1), "the wait kept trying until its deadline"
+        with serving(sandbox.app, closed), anyio.fail_after(REQUEST_TIMEOUT_S + SLACK_S):
+            back = await client.call_tool("get_generation_result", args)
+    assert result_of(back).status == "succeeded"
+
+
+@pytest.mark.parametrize("provider", PROVIDERS)
+async def test_a_redirect_to_another_host_is_never_followed(
+    provider: str, world: World, loopback: LoopbackServer
+) -> None:
+    # The same loopback server under another name: were the redirect followed, `Seen` would note it.
+    elsewhere = f"http://localhost:{loopback.port}/collector/steal"
+    task_id = new_task_id(provider)
+    world.sandbox[provider].add_job(task_id, DONE_AT_ONCE, [Fault.redirect(elsewhere)] * 3)
+    async with mcp_client(world.env, world.clock) as client:
+        with anyio.fail_after(REQUEST_TIMEOUT_S + SLACK_S):
+            got = await client.call_tool("get_generation_result", {"provider": provider, "task_id": task_id})
+            waited = await client.call_tool(
+                "wait_for_generation", {"provider": provider, "task_id": task_id, "timeout_s": 30}
+            )
+    assert error_code(got) == error_code(waited) == "provider_protocol_error"
+    assert "redirect" in text_of(got)
+    assert all(not path.startswith("/collector") for _, path in world.seen.requests)
+    assert all(host.startswith("127.0.0.1:") for host, _ in world.seen.requests)
+
+
+@pytest.mark.parametrize("provider", PROVIDERS)
+async def test_a_body_announced_over_the_cap_is_refused_unread(provider: str, world: World) -> None:
+    counting = CountingTransport()
+    task_id = new_task_id(provider)
+    world.sandbox[provider].add_job(task_id, DONE_AT_ONCE, [Fault.oversized(8 << 20, declare_length=True)])
+    async with mcp_client(world.env, world.clock, transport=counting) as client:
+        with anyio.fail_after(REQUEST_TIMEOUT_S + SLACK_S):
+            reply = await client.call_tool("get_generation_result", {"provider": provider, "task_id": task_id})
+    assert error_code(reply) == "provider_protocol_error", text_of(reply)
+    assert "not read further" in text_of(reply)
+    assert counting.body_bytes == 0
