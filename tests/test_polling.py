@@ -268,7 +268,7 @@ async def test_progress_rises_strictly_after_every_check_and_ends_at_the_total()
     assert len(heard) == len(log)
     assert all(earlier < later for earlier, later in pairwise(values))
     assert values[-1] == 50 and {total for _, total, _ in heard} == {50}
-    assert heard[-1][2].startswith("succeeded 100%")
+    assert heard[-1][2] == "succeeded; waited 21s of 50s"
     assert "running" in heard[1][2] and "%" in heard[1][2] and "waited" in heard[1][2]
 
 

@@ -252,9 +252,12 @@ def _progress_message(view: PollView, error: ProviderUnavailable | None, delay: 
 
 
 def _describe(state: JobState) -> str:
+    if state.status in DONE_STATUSES:
+        return state.status
+    # A percent means something only while the job runs: queued jobs report 0 and finished ones say so.
     words: list[str] = [state.status]
-    if state.progress is not None:
+    if state.progress is not None and state.status == "running":
         words.append(f"{state.progress:.0f}%")
-    if state.eta_s is not None and state.status not in DONE_STATUSES:
+    if state.eta_s is not None:
         words.append(f"(ETA {state.eta_s:.0f}s)")
     return " ".join(words)
