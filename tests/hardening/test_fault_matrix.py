@@ -6,13 +6,16 @@ the same server is answered normally. Waits ride out the transient faults and st
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 
 import anyio
+import anyio.lowlevel
+import httpx
 import pytest
 
 from sandbox import Fault, Sandbox, Timeline
+from sandbox.flexstack import FlexstackEmulator
 from tests.hardening.faults import (
     CASES,
     PROVIDERS,
@@ -163,3 +166,46 @@ async def test_a_body_announced_over_the_cap_is_refused_unread(provider: str, wo
     assert error_code(reply) == "provider_protocol_error", text_of(reply)
     assert "not read further" in text_of(reply)
     assert counting.body_bytes == 0
+
+
+async def test_an_expired_flexstack_token_is_refreshed_once_over_the_wire_and_the_call_succeeds(world: World) -> None:
+    emulator = world.sandbox["flexstack"]
+    assert isinstance(emulator, FlexstackEmulator)
+    task_id = new_task_id("flexstack")
+    emulator.add_job(task_id, DONE_AT_ONCE)
+    args = {"provider": "flexstack", "task_id": task_id}
+    async with mcp_client(emulator.login_env(f"{world.root}/flexstack"), world.clock) as client:
+        with anyio.fail_after(REQUEST_TIMEOUT_S + SLACK_S):
+            first = await client.call_tool("get_generation_result", args)
+            emulator.expire_tokens()
+            refreshed = await client.call_tool("get_generation_result", args)
+            emulator.expire_tokens(refresh_tokens=True)
+            relogged = await client.call_tool("get_generation_result", args)
+    assert [result_of(reply).status for reply in (first, refreshed, relogged)] == ["succeeded"] * 3
+    paths = [request.path.rsplit("/v1/", 1)[1].split("/")[0:2] for request in emulator.requests]
+    assert paths.count(["user", "login"]) == 2
+    assert paths.count(["user", "refresh_token"]) == 2
+
+
+async def test_the_body_of_a_401_that_httpx_reads_before_a_refresh_stops_at_the_cap_too(clock: VirtualClock) -> None:
+    sent = 0
+
+    async def endless() -> AsyncIterator[bytes]:
+        nonlocal sent
+        while True:
+            sent += ONE_READ
+            yield b"x" * ONE_READ
+            # Lets the time limit interrupt a reader that does not stop, so that failure shows as one.
+            await anyio.lowlevel.checkpoint()
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        if request.url.path.endswith("/user/login"):
+            return httpx.Response(200, json={"data": {"access_token": "fs-at-1", "refresh_token": "fs-rt-1"}})
+        return httpx.Response(401, content=endless())
+
+    env = {"FLEXSTACK_USERNAME": "user@example.com", "FLEXSTACK_PASSWORD": "pw-0123456789"}
+    async with mcp_client(env, clock, transport=httpx.MockTransport(answer)) as client:
+        with anyio.fail_after(REQUEST_TIMEOUT_S + SLACK_S):
+            reply = await client.call_tool("get_generation_result", {"provider": "flexstack", "task_id": "t-1"})
+    assert error_code(reply) == "provider_protocol_error", text_of(reply)
+    assert sent <= MAX_BODY_BYTES + 2 * ONE_READ
