@@ -8,7 +8,7 @@ message or a log line. `RedactingFilter` applies the same to log records.
 from __future__ import annotations
 
 import logging
-from urllib.parse import quote, quote_plus
+import re
 
 REDACTED = "[redacted]"
 
@@ -17,25 +17,46 @@ _MIN_SECRET_LEN = 4
 
 
 class Redactor:
+    """Replaces every registered secret with `[redacted]`, however it is spelled.
+
+    Providers echo keys back raw, and URLs carry them percent-encoded by whichever rule the sender used
+    (`/` kept or not, `+` or `%20` for a space, hex digits in either case). So each character of a secret
+    matches itself or any percent-encoding of its UTF-8 bytes, and one pattern finds every mix.
+    """
+
     def __init__(self, secrets: list[str | None] | None = None) -> None:
         self._secrets: set[str] = set()
+        self._pattern: re.Pattern[str] | None = None
         for secret in secrets or []:
             self.add(secret)
 
     def add(self, secret: str | None) -> None:
-        if not secret or len(secret) < _MIN_SECRET_LEN:
+        if not secret or len(secret) < _MIN_SECRET_LEN or secret in self._secrets:
             return
-        # Providers echo keys back raw, percent-encoded (in URLs) or form-encoded.
-        self._secrets.update({secret, quote(secret, safe=""), quote_plus(secret)})
+        self._secrets.add(secret)
+        # Longest first, so a secret that contains another is removed whole, not leaving its tail behind.
+        alternatives = sorted(self._secrets, key=len, reverse=True)
+        self._pattern = re.compile("|".join(_spelled_any_way(secret) for secret in alternatives))
 
     def __call__(self, text: str) -> str:
-        for secret in sorted(self._secrets, key=len, reverse=True):
-            if secret in text:
-                text = text.replace(secret, REDACTED)
-        return text
+        if self._pattern is None:
+            return text
+        return self._pattern.sub(REDACTED, text)
 
     def __contains__(self, secret: str) -> bool:
         return secret in self._secrets
+
+
+def _spelled_any_way(secret: str) -> str:
+    return "".join(_char_any_way(char) for char in secret)
+
+
+def _char_any_way(char: str) -> str:
+    encoded = "".join(f"%{byte:02X}" for byte in char.encode("utf-8", "surrogatepass"))
+    forms = [re.escape(char), "".join(f"[{c}{c.lower()}]" if c.isalpha() else re.escape(c) for c in encoded)]
+    if char == " ":
+        forms.append(r"\+")
+    return "(?:" + "|".join(forms) + ")"
 
 
 class RedactingFilter(logging.Filter):
