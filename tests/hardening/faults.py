@@ -7,12 +7,14 @@ answer for it. `docs/FAULTS.md` is the same table in prose; keep them together.
 from __future__ import annotations
 
 import itertools
+import re
 import ssl
 import uuid
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import quote, quote_plus
 
 import httpx
 from mcp import Client
@@ -206,3 +208,21 @@ def error_code(reply: CallToolResult) -> str | None:
 def result_of(reply: CallToolResult) -> GenerationResult:
     assert not reply.is_error, text_of(reply)
     return GenerationResult.model_validate(reply.structured_content)
+
+
+def spellings(secret: str) -> list[str]:
+    """Every way a secret may travel: raw in bodies, percent-encoded by one rule or another in URLs."""
+    upper = quote(secret, safe="")
+    return [
+        secret,
+        upper,
+        quote(secret),  # the default keeps "/"
+        quote_plus(secret),
+        re.sub("%[0-9A-F]{2}", lambda escape: escape[0].lower(), upper),  # lower-case hex is just as valid
+        quote(secret, safe="/+=&~"),
+    ]
+
+
+def leaks(blob: str, secrets: list[str]) -> list[str]:
+    """The secrets that appear in `blob` in any of their spellings."""
+    return [secret for secret in secrets if any(spelled in blob for spelled in spellings(secret))]

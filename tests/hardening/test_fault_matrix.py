@@ -6,7 +6,7 @@ the same server is answered normally. Waits ride out the transient faults and st
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 import anyio
@@ -38,12 +38,6 @@ from tools.providers.base import MAX_BODY_BYTES
 ONE_READ = 64 * 1024
 
 DONE_AT_ONCE = Timeline(queued_s=0, running_s=0, outcome="succeeded")
-
-
-@pytest.fixture(scope="module")
-def loopback() -> Iterator[LoopbackServer]:
-    with serving(Switch()) as server:
-        yield server
 
 
 @dataclass
