@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from tools.clock import VirtualClock
 from tools.errors import ProviderUnavailable, TaskNotFound
-from tools.polling import WINDOW, PollPolicy, PollView, Sample, wait_until_done
+from tools.polling import WINDOW, PollPolicy, PollView, Sample, WaitMemory, wait_until_done
 from tools.result import JobState, Status
 
 STEADY = PollPolicy(jitter=0.0)
@@ -312,3 +312,48 @@ async def test_a_permanent_answer_ends_the_wait_at_the_check_that_got_it() -> No
     with pytest.raises(TaskNotFound):
         await wait_until_done(read, clock=clock, policy=STEADY, timeout_s=50)
     assert len(tries) == 3
+
+
+# ---- memory across waits ----
+
+
+async def test_a_wait_that_resumes_a_timed_out_one_checks_at_once_then_keeps_its_pace() -> None:
+    clock = VirtualClock()
+    memory = WaitMemory()
+    log: list[tuple[float, float]] = []
+    read = scripted(clock, lambda now: state("queued"), log)
+    first = await wait_until_done(read, clock=clock, policy=STEADY, timeout_s=50, memory=memory, key="job")
+    last_gap = clock.sleeps[-2]
+    clock.advance(2)
+    resumed_at = clock.monotonic()
+    await wait_until_done(read, clock=clock, policy=STEADY, timeout_s=50, memory=memory, key="job")
+    second = [at for at, _ in log[first.polls :]]
+    assert second[0] == resumed_at
+    assert second[1] - second[0] >= last_gap > STEADY.first_delay_s
+
+
+async def test_a_slope_spans_the_two_waits_so_the_resumed_one_aims_at_the_finish_from_its_first_check() -> None:
+    clock = VirtualClock()
+    memory = WaitMemory()
+    log: list[tuple[float, float]] = []
+
+    def job(now: float) -> JobState:
+        return state("succeeded", 100) if now >= 100 else state(progress=now)
+
+    read = scripted(clock, job, log)
+    await wait_until_done(read, clock=clock, policy=STEADY, timeout_s=3, memory=memory, key="job")
+    clock.advance(90)
+    await wait_until_done(read, clock=clock, policy=STEADY, timeout_s=50, memory=memory, key="job")
+    assert [at for at, _ in log][-2:] == pytest.approx([92, 100 + STEADY.aim_after_s])
+
+
+def test_memory_forgets_finished_jobs_old_news_and_the_least_recently_used() -> None:
+    memory = WaitMemory(size=2, horizon_s=100)
+    memory.keep("a", [Sample(0, state())], start=0)
+    memory.keep("b", [Sample(0, state())], start=0)
+    assert memory.recall("a", now=10) == (Sample(-10, state()),)
+    memory.keep("c", [Sample(0, state())], start=0)
+    assert memory.recall("b", now=10) == ()
+    assert memory.recall("a", now=101) == ()
+    memory.keep("c", [Sample(0, state()), Sample(5, state("succeeded", 100))], start=0)
+    assert memory.recall("c", now=10) == ()

@@ -13,7 +13,8 @@ from __future__ import annotations
 import math
 import random
 import statistics
-from collections.abc import Awaitable, Callable, Sequence
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable, Hashable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from itertools import combinations
@@ -159,6 +160,39 @@ class PollPolicy:
         return base * (1.0 - self.jitter * rng.random())
 
 
+class WaitMemory:
+    """What earlier waits learned about jobs not yet done, so a wait that resumes a timed-out one keeps its pace.
+
+    Agents wait 50 s and call again; without this, every call would start the backoff over and poll a long
+    job at the floor again, and a progress slope would need two fresh readings. Only pacing reads it: every
+    answer still comes from a fresh check. Bounded: the least recently used jobs are forgotten past `size`,
+    and what is older than `horizon_s` is not used.
+    """
+
+    def __init__(self, size: int = 4096, horizon_s: float = 600.0) -> None:
+        self.size = size
+        self.horizon_s = horizon_s
+        self._jobs: OrderedDict[Hashable, tuple[Sample, ...]] = OrderedDict()
+
+    def recall(self, key: Hashable, now: float) -> tuple[Sample, ...]:
+        """The job's remembered samples, timed against `now` (so they lie in the past), or nothing."""
+        samples = self._jobs.get(key, ())
+        if not samples or now - samples[-1].at > self.horizon_s:
+            return ()
+        self._jobs.move_to_end(key)
+        return tuple(Sample(s.at - now, s.state) for s in samples)
+
+    def keep(self, key: Hashable, samples: Sequence[Sample], start: float) -> None:
+        """Remember `samples`, timed from `start`; a job that is done is forgotten instead."""
+        if not samples or samples[-1].state.status in DONE_STATUSES:
+            self._jobs.pop(key, None)
+            return
+        self._jobs[key] = tuple(Sample(s.at + start, s.state) for s in samples[-WINDOW:])
+        self._jobs.move_to_end(key)
+        while len(self._jobs) > self.size:
+            self._jobs.popitem(last=False)
+
+
 ProgressReporter = Callable[[float, float | None, str], Awaitable[None]]
 """`report(progress, total, message)`: progress rises with every call; total is the wait's budget."""
 
@@ -182,6 +216,8 @@ async def wait_until_done(
     poll_interval_s: float | None = None,
     report: ProgressReporter | None = None,
     rng: random.Random | None = None,
+    memory: WaitMemory | None = None,
+    key: Hashable = None,
 ) -> WaitOutcome:
     """Check `read` until the job is done or no further check fits in `timeout_s`.
 
@@ -189,13 +225,34 @@ async def wait_until_done(
     the deadline, but never less than the policy's `landing_s`, so the wait ends at the deadline (or
     `landing_s` after its start, for a wait shorter than that). Transient trouble (`ProviderUnavailable`) is
     retried inside the deadline; any other error ends the wait at once. If time runs out before any state
-    could be read, the last `ProviderUnavailable` is raised.
+    could be read, the last `ProviderUnavailable` is raised. With a `memory`, the pace picks up where the
+    last wait on the same `key` left off (the first check still goes out at once).
 
     `report` hears after every check: progress is seconds waited, total is `timeout_s`, and the last report
     (done or out of time) is exactly `timeout_s`, so a client's bar ends full.
     """
     start = clock.monotonic()
     view = PollView(elapsed=0.0, remaining=timeout_s, fixed_interval=poll_interval_s)
+    if memory is not None:
+        view.samples = memory.recall(key, start)
+    try:
+        return await _poll(read, view, start, clock, policy, timeout_s, report, rng)
+    finally:
+        # Also after a cancel or an error: what was read is true, and the next call can pace itself by it.
+        if memory is not None:
+            memory.keep(key, view.samples, start)
+
+
+async def _poll(
+    read: Callable[[float], Awaitable[JobState]],
+    view: PollView,
+    start: float,
+    clock: Clock,
+    policy: PollPolicy,
+    timeout_s: float,
+    report: ProgressReporter | None,
+    rng: random.Random | None,
+) -> WaitOutcome:
     checked_at: datetime | None = None
     error: ProviderUnavailable | None = None
     polls = 0
@@ -224,7 +281,7 @@ async def wait_until_done(
         if delay is None:
             break
         await clock.sleep(delay)
-    if not view.samples or checked_at is None:
+    if checked_at is None:
         assert error is not None
         raise ProviderUnavailable(
             f"No answer from the provider within {timeout_s:g}s ({polls} tries). Last: {error.message}",

@@ -11,7 +11,7 @@ import httpx
 
 from tools.clock import Clock, SystemClock
 from tools.errors import InvalidArgument, ProviderProtocolError, ProviderUnavailable, UnknownProvider
-from tools.polling import PollPolicy, ProgressReporter, wait_until_done
+from tools.polling import PollPolicy, ProgressReporter, WaitMemory, wait_until_done
 from tools.providers.base import MAX_BODY_BYTES, Adapter, Reply
 from tools.redact import Redactor
 from tools.result import GenerationResult, JobState
@@ -47,6 +47,7 @@ class GenerationService:
         self.redact = redactor
         self.clock = clock or SystemClock()
         self.policy = policy or PollPolicy()
+        self.memory = WaitMemory()
         self.max_wait_s = max_wait_s
         self.request_timeout_s = request_timeout_s
 
@@ -105,6 +106,8 @@ class GenerationService:
             timeout_s=timeout_s,
             poll_interval_s=poll_interval_s,
             report=report,
+            memory=self.memory,
+            key=(adapter.id, task_id),
         )
         if outcome.note:
             notes.append(outcome.note)
