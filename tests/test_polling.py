@@ -349,11 +349,41 @@ async def test_a_slope_spans_the_two_waits_so_the_resumed_one_aims_at_the_finish
 
 def test_memory_forgets_finished_jobs_old_news_and_the_least_recently_used() -> None:
     memory = WaitMemory(size=2, horizon_s=100)
-    memory.keep("a", [Sample(0, state())], start=0)
-    memory.keep("b", [Sample(0, state())], start=0)
-    assert memory.recall("a", now=10) == (Sample(-10, state()),)
-    memory.keep("c", [Sample(0, state())], start=0)
-    assert memory.recall("b", now=10) == ()
-    assert memory.recall("a", now=101) == ()
-    memory.keep("c", [Sample(0, state()), Sample(5, state("succeeded", 100))], start=0)
-    assert memory.recall("c", now=10) == ()
+
+    def ended_with(*samples: Sample) -> PollView:
+        return PollView(elapsed=samples[-1].at, remaining=0, samples=samples)
+
+    memory.keep("a", ended_with(Sample(0, state())), start=0)
+    memory.keep("b", ended_with(Sample(0, state())), start=0)
+    assert memory.recall("a", now=10).samples == (Sample(-10, state()),)
+    memory.keep("c", ended_with(Sample(0, state())), start=0)
+    assert memory.recall("b", now=10).samples == ()
+    assert memory.recall("a", now=101).samples == ()
+    memory.keep("c", ended_with(Sample(0, state()), Sample(5, state("succeeded", 100))), start=0)
+    assert memory.recall("c", now=10).samples == ()
+
+
+async def test_a_retry_after_that_outlived_a_wait_holds_the_first_check_of_the_next() -> None:
+    clock = VirtualClock()
+    memory = WaitMemory()
+    tries: list[float] = []
+    heard: list[tuple[float, str]] = []
+
+    async def read(budget_s: float) -> JobState:
+        tries.append(clock.monotonic())
+        if len(tries) == 2:
+            raise ProviderUnavailable("Rate limited (HTTP 429).", retry_after=60)
+        return state("queued")
+
+    async def report(progress: float, total: float | None, message: str) -> None:
+        heard.append((progress, message))
+
+    first = await wait_until_done(read, clock=clock, policy=STEADY, timeout_s=20, memory=memory, key="job")
+    assert first.timed_out and tries == [0, 1]
+    with pytest.raises(ProviderUnavailable, match="Retry-After") as raised:
+        await wait_until_done(read, clock=clock, policy=STEADY, timeout_s=30, memory=memory, key="job")
+    assert tries == [0, 1] and raised.value.retry_after == 60
+    clock.advance(10)
+    await wait_until_done(read, clock=clock, policy=STEADY, timeout_s=100, memory=memory, key="job", report=report)
+    assert tries[2] == 1 + 60
+    assert heard[0][0] == 0 and "holding 50s" in heard[0][1] and heard[1][0] == 50

@@ -302,6 +302,19 @@ async def test_a_retry_after_longer_than_the_time_left_ends_the_wait_with_the_la
     assert result.note is not None and "60s" in result.note and "Retry-After" in result.note
 
 
+async def test_the_next_call_honours_a_retry_after_that_outlived_the_last_one(
+    sandbox: Sandbox, clock: VirtualClock
+) -> None:
+    sandbox["skillsvideo"].add_job("gen_1", Timeline(queued_s=1000), [Fault("slow"), Fault.rate_limited(60)])
+    async with connected(sandbox, clock, policy=STEADY) as client:
+        await wait_for(client, "gen_1", timeout_s=20)
+        too_soon = error_of(await wait_for(client, "gen_1", timeout_s=30))
+        assert request_times(sandbox) == [0, 1]
+        result = result_of(await wait_for(client, "gen_1", timeout_s=100))
+    assert "provider_unavailable" in too_soon and "Retry-After" in too_soon and "nothing was sent" in too_soon
+    assert request_times(sandbox)[2] == 1 + 60 and result.status == "queued"
+
+
 @pytest.mark.parametrize(
     ("task_id", "faults", "env", "code"),
     [

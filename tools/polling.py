@@ -160,34 +160,52 @@ class PollPolicy:
         return base * (1.0 - self.jitter * rng.random())
 
 
+@dataclass(frozen=True)
+class _Remembered:
+    samples: tuple[Sample, ...]
+    """Timed on the clock itself (monotonic seconds), not from the start of a wait."""
+    updated: float
+    not_before: float | None
+    """When the provider's last Retry-After runs out, if the last check was turned away with one."""
+
+
 class WaitMemory:
     """What earlier waits learned about jobs not yet done, so a wait that resumes a timed-out one keeps its pace.
 
     Agents wait 50 s and call again; without this, every call would start the backoff over and poll a long
-    job at the floor again, and a progress slope would need two fresh readings. Only pacing reads it: every
-    answer still comes from a fresh check. Bounded: the least recently used jobs are forgotten past `size`,
-    and what is older than `horizon_s` is not used.
+    job at the floor again, a progress slope would need two fresh readings, and a Retry-After that outlived
+    one call would be ignored by the next. Only pacing reads it: every answer still comes from a fresh check.
+    Bounded: the least recently used jobs are forgotten past `size`, and what a wait ended with more than
+    `horizon_s` ago is not used.
     """
 
     def __init__(self, size: int = 4096, horizon_s: float = 600.0) -> None:
         self.size = size
         self.horizon_s = horizon_s
-        self._jobs: OrderedDict[Hashable, tuple[Sample, ...]] = OrderedDict()
+        self._jobs: OrderedDict[Hashable, _Remembered] = OrderedDict()
 
-    def recall(self, key: Hashable, now: float) -> tuple[Sample, ...]:
-        """The job's remembered samples, timed against `now` (so they lie in the past), or nothing."""
-        samples = self._jobs.get(key, ())
-        if not samples or now - samples[-1].at > self.horizon_s:
-            return ()
+    def recall(self, key: Hashable, now: float) -> PollView:
+        """A view for a wait starting `now`, with what is remembered of the job.
+
+        Its samples lie in the past (negative times); `retry_after` is how much longer the provider asked us
+        to stay away, if it did; the wait fills in the rest.
+        """
+        entry = self._jobs.get(key)
+        if entry is None or now - entry.updated > self.horizon_s:
+            return PollView(elapsed=0.0, remaining=0.0)
         self._jobs.move_to_end(key)
-        return tuple(Sample(s.at - now, s.state) for s in samples)
+        hold = None if entry.not_before is None or entry.not_before <= now else entry.not_before - now
+        return PollView(0.0, 0.0, tuple(Sample(s.at - now, s.state) for s in entry.samples), retry_after=hold)
 
-    def keep(self, key: Hashable, samples: Sequence[Sample], start: float) -> None:
-        """Remember `samples`, timed from `start`; a job that is done is forgotten instead."""
-        if not samples or samples[-1].state.status in DONE_STATUSES:
+    def keep(self, key: Hashable, view: PollView, start: float) -> None:
+        """Remember what a wait that began at `start` ended with; a job that is done is forgotten instead."""
+        done = bool(view.samples) and view.samples[-1].state.status in DONE_STATUSES
+        not_before = None if view.retry_after is None else start + view.elapsed + view.retry_after
+        if done or (not view.samples and not_before is None):
             self._jobs.pop(key, None)
             return
-        self._jobs[key] = tuple(Sample(s.at + start, s.state) for s in samples[-WINDOW:])
+        samples = tuple(Sample(s.at + start, s.state) for s in view.samples[-WINDOW:])
+        self._jobs[key] = _Remembered(samples, start + view.elapsed, not_before)
         self._jobs.move_to_end(key)
         while len(self._jobs) > self.size:
             self._jobs.popitem(last=False)
@@ -232,15 +250,36 @@ async def wait_until_done(
     (done or out of time) is exactly `timeout_s`, so a client's bar ends full.
     """
     start = clock.monotonic()
-    view = PollView(elapsed=0.0, remaining=timeout_s, fixed_interval=poll_interval_s)
+    view = PollView(elapsed=0.0, remaining=timeout_s)
     if memory is not None:
-        view.samples = memory.recall(key, start)
+        view = memory.recall(key, start)
+    view.remaining, view.fixed_interval = timeout_s, poll_interval_s
     try:
+        if view.retry_after is not None:
+            await _hold(view, clock, policy, timeout_s, report)
         return await _poll(read, view, start, clock, policy, timeout_s, report, rng)
     finally:
         # Also after a cancel or an error: what was read is true, and the next call can pace itself by it.
         if memory is not None:
-            memory.keep(key, view.samples, start)
+            memory.keep(key, view, start)
+
+
+async def _hold(
+    view: PollView, clock: Clock, policy: PollPolicy, timeout_s: float, report: ProgressReporter | None
+) -> None:
+    """Before the first check, sit out what is left of a Retry-After an earlier wait was given."""
+    hold = view.retry_after or 0.0
+    if hold > timeout_s - policy.landing_s:
+        raise ProviderUnavailable(
+            f"The provider asked for {hold:.0f}s more before the next check (Retry-After), longer than this "
+            "wait; nothing was sent. Call again after that.",
+            retry_after=hold,
+        )
+    if report is not None:
+        await report(
+            0.0, timeout_s, f"holding {hold:.0f}s as the provider asked (Retry-After); waited 0s of {timeout_s:g}s"
+        )
+    await clock.sleep(hold)
 
 
 async def _poll(
