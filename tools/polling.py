@@ -45,7 +45,7 @@ class PollView:
     elapsed: float
     remaining: float
     samples: tuple[Sample, ...] = ()
-    """The last `WINDOW` successful checks, oldest first."""
+    """The last `WINDOW` successful checks, oldest first; those of earlier waits on the job lie before 0."""
     errors_in_a_row: int = 0
     retry_after: float | None = None
     """The provider's Retry-After from the last check, when that check failed and it sent one."""
@@ -59,7 +59,7 @@ class PollPolicy:
     Preference: after transient trouble, exponential backoff that never undercuts Retry-After; a fixed
     interval the caller asked for; the provider's ETA; the finish estimated from the slope of reported
     progress; otherwise capped exponential backoff with jitter. A job still not done when its own estimate
-    said it would be is treated as having no estimate: the backoff starts again from `first_delay_s`, so a
+    said it would be gets the backoff as well (from `first_delay_s`, growing while it stays late), so a
     stale ETA or a bar stuck at 99% cannot make us poll at the floor for ever.
 
     Never closer than `floor_s`, never further than `cap_s` (Retry-After and a caller's fixed interval may
@@ -244,15 +244,14 @@ async def wait_until_done(
     `landing_s` after its start, for a wait shorter than that). Transient trouble (`ProviderUnavailable`) is
     retried inside the deadline; any other error ends the wait at once. If time runs out before any state
     could be read, the last `ProviderUnavailable` is raised. With a `memory`, the pace picks up where the
-    last wait on the same `key` left off (the first check still goes out at once).
+    last wait on the same `key` left off: the first check still goes out at once, unless that wait was
+    given a Retry-After that has not run out yet.
 
     `report` hears after every check: progress is seconds waited, total is `timeout_s`, and the last report
     (done or out of time) is exactly `timeout_s`, so a client's bar ends full.
     """
     start = clock.monotonic()
-    view = PollView(elapsed=0.0, remaining=timeout_s)
-    if memory is not None:
-        view = memory.recall(key, start)
+    view = PollView(elapsed=0.0, remaining=timeout_s) if memory is None else memory.recall(key, start)
     view.remaining, view.fixed_interval = timeout_s, poll_interval_s
     try:
         if view.retry_after is not None:
