@@ -64,6 +64,11 @@ def normalize_status(word: str, table: Mapping[str, Status] | None = None) -> St
     return SHARED_STATUS_WORDS.get(key, "running")
 
 
+# What `json.loads` raises on bytes that are not JSON. RecursionError: a few kilobytes of nested brackets
+# are deeper than the parser will go.
+NOT_JSON = (ValueError, UnicodeDecodeError, RecursionError)
+
+
 @dataclass(frozen=True)
 class Reply:
     """A provider's HTTP answer, as the parsers see it."""
@@ -76,7 +81,7 @@ class Reply:
         """The body as JSON, or `provider_protocol_error` saying what came instead."""
         try:
             return json.loads(self.body)
-        except (ValueError, UnicodeDecodeError):
+        except NOT_JSON:
             raise ProviderProtocolError(
                 f"HTTP {self.status_code} with a body that is not JSON ({describe_body(self.body)})."
             ) from None
@@ -114,7 +119,7 @@ def retry_after_seconds(value: str | None, date: str | None = None) -> float | N
     if not value:
         return None
     value = value.strip()
-    if value.isdigit():
+    if value.isascii() and value.isdigit():
         return float(value)
     try:
         when = parsedate_to_datetime(value)
@@ -199,7 +204,7 @@ class Adapter(ABC):
         """The provider's own words from an error body, where it has any, cleaned of secrets."""
         try:
             data = json.loads(reply.body)
-        except (ValueError, UnicodeDecodeError):
+        except NOT_JSON:
             return ""
         if not isinstance(data, dict):
             return ""
