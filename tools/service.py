@@ -135,9 +135,7 @@ class GenerationService:
         return timeout_s, None
 
     async def _read(self, adapter: Adapter, task_id: str, timeout_s: float) -> JobState:
-        reply = await self._fetch(adapter, task_id, timeout_s)
-        adapter.common_errors(reply, adapter.error_message(reply))
-        return adapter.parse(reply)
+        return read_reply(adapter, await self._fetch(adapter, task_id, timeout_s))
 
     async def _fetch(self, adapter: Adapter, task_id: str, timeout_s: float) -> Reply:
         request = adapter.build_request(self.client, task_id)
@@ -166,6 +164,39 @@ class GenerationService:
             raise ProviderUnavailable(f"Could not reach {adapter.display_name}: {reason}.") from None
         logger.debug("%s %s -> HTTP %s, %d bytes", adapter.id, task_id, response.status_code, len(body))
         return Reply(response.status_code, body, {k.lower(): v for k, v in response.headers.items()})
+
+
+def read_reply(adapter: Adapter, reply: Reply) -> JobState:
+    """A provider's reply to the job's state, or the tool error it means: what every check does after sending."""
+    adapter.common_errors(reply, adapter.error_message(reply))
+    try:
+        state = adapter.parse(reply)
+    except ArithmeticError:
+        # JSON integers have no size limit: one past a float's range overflows wherever it is turned into a
+        # float or divided, and pydantic does not make that a ValidationError.
+        raise ProviderProtocolError(f"{adapter.display_name} answered a number too large to read.") from None
+    return _finite(state)
+
+
+def _finite(state: JobState) -> JobState:
+    """The state without NaN or infinities, which strict JSON cannot carry.
+
+    Python's JSON parser takes `NaN` and `Infinity` from a sloppy provider, a huge value may overflow to
+    infinity, and dividing by a tiny frame rate does too; a number that is not one is dropped, like a
+    missing field, rather than sinking the whole answer.
+    """
+
+    def number(value: float | None) -> float | None:
+        return value if value is None or math.isfinite(value) else None
+
+    outputs = tuple(
+        output.model_copy(update={"fps": number(output.fps), "duration_s": number(output.duration_s)})
+        for output in state.outputs
+    )
+    cost = state.cost if state.cost is None or math.isfinite(state.cost.amount) else None
+    return state.model_copy(
+        update={"progress": number(state.progress), "eta_s": number(state.eta_s), "outputs": outputs, "cost": cost}
+    )
 
 
 async def _read_capped(response: httpx.Response, adapter: Adapter) -> bytes:
