@@ -1,0 +1,325 @@
+"""Parsers never crash.
+
+Every adapter gets arbitrary JSON, arbitrary bytes, and near misses of its provider's documented payloads
+(fields dropped, wrong types, nulls, huge and non-finite numbers, 18-digit ids), under every HTTP code it
+could meet, through what the service does with a reply (`read_reply`). The answer is always
+a `JobState` that makes a valid, strict-JSON result, or the tool error the contract names for that code;
+never any other exception.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import math
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from tools.errors import (
+    AuthenticationFailed,
+    GenResultError,
+    ProviderProtocolError,
+    ProviderRejected,
+    ProviderUnavailable,
+    TaskNotFound,
+)
+from tools.providers import ADAPTERS, adapters_from_env
+from tools.providers.base import Adapter, Reply
+from tools.redact import Redactor
+from tools.result import GenerationResult, JobState
+from tools.service import read_reply
+
+PROVIDERS = sorted(ADAPTERS)
+
+# The documented payloads of PROVIDERS.md, the seeds the near misses grow from.
+SEEDS: dict[str, list[Any]] = {
+    "flexstack": [
+        {
+            "data": {
+                "is_success": True,
+                "data": {
+                    "task_id": "9f1c2e7a",
+                    "total_tasks": 1,
+                    "percent": 100,
+                    "status": "COMPLETED",
+                    "url_download": "https://media.joinparrot.ai/videos/9f1c2e7a.mp4",
+                },
+            },
+            "errors": [],
+            "error_description": "",
+            "start_time": "2024-05-01 10:00:00",
+            "end_time": "2024-05-01 10:00:01",
+            "host_of_client_call_request": "203.0.113.5",
+            "total_time_by_second": 0.12,
+            "status": "success",
+        },
+        {
+            "data": {
+                "is_success": False,
+                "data": {"task_id": "9f1c2e7a", "total_tasks": 1, "percent": 0, "status": "FAILED", "url_download": ""},
+            },
+            "errors": ["task failed"],
+            "error_description": "task failed",
+            "status": "failed",
+        },
+        {"data": {"access_token": "at", "refresh_token": "rt"}, "errors": [], "status": "success"},
+    ],
+    "modelslab": [
+        {
+            "status": "success",
+            "id": 147,
+            "generationTime": 41.2,
+            "output": ["https://pub-3626.r2.dev/generations/2be1702e.gif"],
+            "proxy_links": ["https://cdn2.stablediffusionapi.com/generations/2be1702e.gif"],
+            "meta": {"width": 512, "height": 512, "num_frames": 25, "fps": 10},
+        },
+        {
+            "status": "processing",
+            "id": 148,
+            "eta": 45,
+            "message": "Request processing in background",
+            "tip": "Use fetch_result to check status",
+            "fetch_result": "https://modelslab.com/api/v6/video/fetch/148",
+            "future_links": ["https://pub-xxx.r2.dev/generations/abcd.mp4"],
+            "output": [],
+            "meta": {"prompt": "...", "num_frames": 25},
+        },
+        {"status": "error", "message": "Failed to generate video"},
+        {"status": "error", "messege": "Invalid API key"},
+        {"status": "error", "message": "Rate limit", "retry_after": 30},
+    ],
+    "tensorpix": [
+        {
+            "id": "3c90c3cc-0d44-4b50-8888-8dd25736052a",
+            "prompt": "a fox in snow",
+            "type": "t2v",
+            "status": "COMPLETED",
+            "cost": "12.00",
+            "model": "m",
+            "generated_video": {
+                "id": "7d1e0000-0000-0000-0000-000000000000",
+                "name": "fox.mp4",
+                "created_at": "2025-01-01T10:02:00Z",
+                "width": 1280,
+                "height": 720,
+                "n_frames": 121,
+                "framerate": 24.0,
+                "size": 5123456,
+                "file": "https://b.example/fox.mp4?X-Amz-Date=20250101T100000Z&X-Amz-Expires=3600",
+                "thumbnail": "https://b.example/fox.jpg",
+            },
+            "input_images": [],
+            "progress": 100,
+            "started_at": "2025-01-01T10:00:05Z",
+            "options": {},
+        },
+        {"id": "3c90c3cc", "status": "IN_QUEUE", "cost": "12.00", "generated_video": None, "progress": 0},
+        {"detail": "Not found."},
+    ],
+    "skillsvideo": [
+        {
+            "id": "gen_123",
+            "status": "COMPLETED",
+            "input": {"prompt": "a cat", "n": 1},
+            "data": {
+                "type": "image",
+                "n": 1,
+                "images": [{"url": "https://cdn.example.com/cat.png", "content_type": "image/png", "width": 1024}],
+                "image": {"url": "https://cdn.example.com/cat.png", "content_type": "image/png", "width": 1024},
+            },
+            "usage": {"total": 20, "subscription": 20, "permanent": 0},
+        },
+        {"id": "gen_123", "status": "IN_QUEUE", "data": None, "usage": {"total": 20}},
+        {"id": "gen_123", "status": "FAILED", "data": None, "code": "VIDEO_GENERATION_FAILED", "message": "no"},
+        {"error": "INSUFFICIENT_CREDITS", "code": "VIDEO_GENERATION_INSUFFICIENT_CREDITS", "message": "credits"},
+    ],
+}
+
+CODES = [200, 200, 200, 201, 202, 204, 301, 302, 307, 400, 401, 402, 403, 404, 409, 410, 422, 429, 500, 502, 503, 504]
+
+scalars = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(-(2**70), 2**70),
+    st.integers(10**17, 10**18 - 1),  # 18-digit ids, past what a float or a JS number holds exactly
+    st.sampled_from([10**400, -(10**400), 0, -1, 2**63, 2**64]),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.sampled_from([1e308, -1e308, 5e-324, -0.0]),
+    st.text(max_size=20),
+    st.sampled_from(["", "NaN", "Infinity", "-1", "1e400", "1e-400", "null", "COMPLETED", "success", "FAILED"]),
+)
+json_values = st.recursive(
+    scalars,
+    lambda inner: st.one_of(st.lists(inner, max_size=4), st.dictionaries(st.text(max_size=12), inner, max_size=4)),
+    max_leaves=12,
+)
+
+
+def places(doc: Any) -> Iterator[tuple[Any, Any]]:
+    """Every (container, key) in a JSON document, at any depth."""
+    if isinstance(doc, dict):
+        for key, value in doc.items():
+            yield doc, key
+            yield from places(value)
+    elif isinstance(doc, list):
+        for index, value in enumerate(doc):
+            yield doc, index
+            yield from places(value)
+
+
+@st.composite
+def near_miss(draw: st.DrawFn, seed: Any) -> Any:
+    doc = copy.deepcopy(seed)
+    for _ in range(draw(st.integers(1, 4))):
+        spots = list(places(doc))
+        if not spots:
+            break
+        container, key = draw(st.sampled_from(spots))
+        if isinstance(container, dict) and draw(st.booleans()):
+            del container[key]
+        else:
+            container[key] = draw(json_values)
+    return doc
+
+
+def as_bytes(doc: Any) -> bytes:
+    # NaN and Infinity are not JSON, but Python's own parser takes them, and so would a sloppy provider's.
+    return json.dumps(doc, allow_nan=True).encode()
+
+
+def bodies(provider: str) -> st.SearchStrategy[bytes]:
+    seeds = SEEDS[provider]
+    documented = st.sampled_from(seeds)
+    return st.one_of(
+        documented.flatmap(near_miss).map(as_bytes),
+        documented.flatmap(near_miss).map(as_bytes),
+        json_values.map(as_bytes),
+        st.builds(lambda body, cut: body[:cut], documented.map(as_bytes), st.integers(0, 400)),
+        st.binary(max_size=64),
+        st.sampled_from([b"", b" ", b"null", b"<!DOCTYPE html><html></html>", b"\xef\xbb\xbf{}", b"\xff\xfe{"]),
+    )
+
+
+def nested(depth: int) -> list[bytes]:
+    return [b"[" * depth + b"]" * depth, b'{"a":' * depth + b"1" + b"}" * depth]
+
+
+header_text = st.one_of(
+    st.text(st.characters(codec="latin-1"), max_size=30),
+    st.sampled_from(["30", "0", "-5", "1e9", "99999999999999999999", "\u00b2", "Wed, 21 Oct 2015 07:28:00 GMT"]),
+)
+headers = st.dictionaries(st.sampled_from(["retry-after", "date", "content-type", "location"]), header_text, max_size=3)
+
+# The tool errors the contract allows for each kind of HTTP answer.
+ALLOWED: list[tuple[range, tuple[type[GenResultError], ...]]] = [
+    (range(200, 300), (ProviderRejected,)),
+    (range(300, 400), (ProviderProtocolError,)),
+    (range(401, 402), (AuthenticationFailed,)),
+    (range(404, 405), (TaskNotFound,)),
+    (range(400, 429), (ProviderRejected,)),
+    (range(429, 430), (ProviderUnavailable,)),
+    (range(500, 600), (ProviderUnavailable,)),
+]
+
+
+def allowed_errors(code: int) -> tuple[type[GenResultError], ...]:
+    return next(errors for codes, errors in ALLOWED if code in codes)
+
+
+def read(adapter: Adapter, reply: Reply) -> JobState | GenResultError:
+    """What the service makes of a reply, from the bytes on."""
+    try:
+        return read_reply(adapter, reply)
+    except GenResultError as exc:
+        return exc
+
+
+def check_outcome(provider: str, outcome: JobState | GenResultError, code: int) -> None:
+    if isinstance(outcome, GenResultError):
+        assert isinstance(outcome, allowed_errors(code)), (code, outcome)
+        assert outcome.message
+        return
+    assert 200 <= code < 300, (code, outcome)
+    result = GenerationResult.from_state(provider, "t-1", outcome, datetime(2026, 11, 22, tzinfo=UTC))
+    # The answer is strict JSON: NaN or Infinity would break clients that parse it to the letter.
+    json.loads(result.compact_json(), parse_constant=_refuse)
+    json.dumps(result.structured(), allow_nan=False)
+    if outcome.progress is not None:
+        assert 0 <= outcome.progress <= 100, outcome.progress
+    if outcome.eta_s is not None:
+        assert math.isfinite(outcome.eta_s) and outcome.eta_s >= 0, outcome.eta_s
+
+
+def _refuse(constant: str) -> None:
+    raise AssertionError(f"{constant} in the result's JSON")
+
+
+def adapter_for(provider: str) -> Adapter:
+    env = {f"{name.upper()}_API_KEY": f"key-{name}-0123456789" for name in ADAPTERS}
+    return adapters_from_env(env, Redactor())[provider]
+
+
+@pytest.mark.parametrize("provider", PROVIDERS)
+def test_any_body_under_any_status_is_a_state_or_the_documented_error(provider: str) -> None:
+    adapter = adapter_for(provider)
+
+    @settings(max_examples=600, deadline=None, database=None, suppress_health_check=list(HealthCheck))
+    @given(body=bodies(provider), code=st.sampled_from(CODES), extra=headers)
+    def run(body: bytes, code: int, extra: dict[str, str]) -> None:
+        check_outcome(provider, read(adapter, Reply(code, body, extra)), code)
+
+    run()
+
+
+@pytest.mark.parametrize("provider", PROVIDERS)
+def test_the_documented_payloads_still_read_as_states(provider: str) -> None:
+    adapter = adapter_for(provider)
+    readable = [read(adapter, Reply(200, as_bytes(seed))) for seed in SEEDS[provider]]
+    assert any(isinstance(outcome, JobState) for outcome in readable), readable
+
+
+@pytest.mark.parametrize("provider", PROVIDERS)
+def test_json_nested_deeper_than_the_parser_goes_is_a_protocol_error_not_a_crash(provider: str) -> None:
+    # A few kilobytes of brackets: json.loads gives up with RecursionError, which is not a ValueError.
+    adapter = adapter_for(provider)
+    for body in [*nested(10), *nested(5_000), *nested(100_000)]:
+        for code in CODES:
+            check_outcome(provider, read(adapter, Reply(code, body)), code)
+
+
+HOSTILE: list[Any] = [
+    None, True, "", "x", [], {}, 0, -1, 10**18 + 7, 2**63, 10**400, -(10**400),
+    1e308, -1e308, 5e-324, math.nan, math.inf, -math.inf, "NaN", "1e400", "-5", ["x"], {"x": 1},
+]  # fmt: skip
+
+
+def variants(seed: Any) -> Iterator[Any]:
+    """The seed with each field in turn dropped, or replaced by each hostile value."""
+    for index in range(len(list(places(seed)))):
+        for value in [_DROP, *HOSTILE]:
+            doc = copy.deepcopy(seed)
+            container, key = list(places(doc))[index]
+            if value is _DROP:
+                if isinstance(container, dict):
+                    del container[key]
+                    yield doc
+            else:
+                container[key] = value
+                yield doc
+
+
+_DROP = object()
+
+
+@pytest.mark.parametrize("provider", PROVIDERS)
+def test_every_field_of_every_documented_payload_may_be_missing_or_hostile(provider: str) -> None:
+    adapter = adapter_for(provider)
+    for seed in SEEDS[provider]:
+        for doc in variants(seed):
+            for code in (200, 202, 400):
+                check_outcome(provider, read(adapter, Reply(code, as_bytes(doc))), code)
