@@ -1,0 +1,111 @@
+"""Compactness: the bytes of our result against the provider's raw answer, per provider and job state.
+
+Each emulator plays one job per outcome (10 s queued, 10 s running, then succeeded, failed or canceled) on
+a virtual clock; at each phase the same moment is read twice: raw, with the very request our adapter builds
+(the bytes a peer server would pass on), and through `GenerationService.check` (the compact JSON text our
+tools return; the structured content is the same object). Pairs that read the same normalized state twice
+are counted once.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import anyio
+import httpx
+
+from bench.concurrency import task_id
+from bench.report import Detail, Row, ratio
+from bench.stats import median
+from sandbox import Sandbox, Timeline
+from server.app import open_service
+from server.settings import Settings
+from tools.clock import VirtualClock
+from tools.providers import adapters_from_env
+from tools.redact import Redactor
+
+TARGET = 0.4
+PHASE_S = 10.0
+
+
+@dataclass(frozen=True)
+class Pair:
+    provider: str
+    status: str
+    provider_status: str
+    raw: int
+    ours: int
+    peer_text: int
+    """The raw answer as an SDK-built peer's tool would show it: JSON indented by 2 (the SDK's default)."""
+
+    @property
+    def ratio(self) -> float:
+        return ratio(self.ours, self.raw)
+
+
+async def _pairs() -> list[Pair]:
+    clock = VirtualClock()
+    sandbox = Sandbox(clock, auto_create=False)
+    env = sandbox.env()
+    adapters = adapters_from_env(env, Redactor())
+    transport = httpx.ASGITransport(app=sandbox.app)
+    seen: dict[tuple[str, str, str], Pair] = {}
+    async with (
+        httpx.AsyncClient(transport=transport) as raw_client,
+        open_service(Settings(provider_env=env), Redactor(), transport=transport, clock=clock) as service,
+    ):
+        for provider in sorted(sandbox.emulators):
+            adapter = adapters[provider]
+            for n, outcome in enumerate(("succeeded", "failed", "canceled"), start=1):
+                tid = task_id(provider, 900 + n * 10)
+                sandbox[provider].add_job(tid, Timeline(queued_s=PHASE_S, running_s=PHASE_S, outcome=outcome))
+                for at in (0.5, 1.5, 2.5):
+                    clock.advance(at * PHASE_S - (clock.monotonic() - sandbox[provider].jobs[tid].created_at))
+                    request = adapter.build_request(raw_client, tid)
+                    raw = await raw_client.send(request, auth=adapter.auth() or httpx.USE_CLIENT_DEFAULT)
+                    result = await service.check(provider, tid)
+                    key = (provider, result.status, result.provider_status)
+                    pretty = json.dumps(raw.json(), indent=2, ensure_ascii=False).encode()
+                    ours = result.compact_json().encode()
+                    seen.setdefault(key, Pair(*key, len(raw.content), len(ours), len(pretty)))
+    return list(seen.values())
+
+
+def measure() -> list[Pair]:
+    return anyio.run(_pairs)
+
+
+def rows(pairs: list[Pair]) -> Iterator[Row]:
+    missed = [p for p in pairs if p.ratio > TARGET]
+    total = ratio(sum(p.ours for p in pairs), sum(p.raw for p in pairs))
+    worst = max(pairs, key=lambda p: p.ratio)
+    yield Row(
+        "compactness (our result / raw provider answer)",
+        f"median {median([p.ratio for p in pairs]):.2f}x, all bytes {total:.2f}x, worst {worst.ratio:.2f}x "
+        f"({worst.provider} {worst.status}); {len(pairs) - len(missed)}/{len(pairs)} pairs <= {TARGET}x",
+        f"<= {TARGET}x each",
+        not missed,
+    )
+
+
+def detail(pairs: list[Pair]) -> Detail:
+    return Detail(
+        "Result size against the provider's raw answer (bytes)",
+        ("provider", "state", "provider's word", "raw", "ours", "ours/raw", "verdict", "peer text", "ours/peer"),
+        tuple(
+            (
+                p.provider,
+                p.status,
+                p.provider_status,
+                str(p.raw),
+                str(p.ours),
+                f"{p.ratio:.2f}x",
+                "holds" if p.ratio <= TARGET else "MISSED",
+                str(p.peer_text),
+                f"{ratio(p.ours, p.peer_text):.2f}x",
+            )
+            for p in pairs
+        ),
+    )

@@ -1,0 +1,109 @@
+"""The benchmarks' pure parts: statistics, the table, the peers' schedules and the verdict rules.
+
+No timing here: benchmarks are run with `python -m bench`, never asserted on in tests.
+"""
+
+from __future__ import annotations
+
+import random
+
+import anyio
+import pytest
+
+from bench.compactness import Pair
+from bench.pollsim import PEERS, PolicyResult, Score, SimJob, doubling, fixed, make_jobs, play_ours, play_schedule
+from bench.report import Row, render_rows, render_table
+from bench.stats import median, percentile
+
+
+def test_percentile_is_the_nearest_rank_and_always_a_measured_value() -> None:
+    values = [5.0, 1.0, 4.0, 2.0, 3.0]
+    assert percentile(values, 95) == 5.0
+    assert percentile(values, 50) == 3.0
+    assert percentile(values, 20) == 1.0
+    assert percentile(list(range(1, 101)), 95) == 95
+    assert median([1.0, 2.0, 3.0, 10.0]) == 2.5
+
+
+def test_percentile_of_nothing_is_an_error_not_a_number() -> None:
+    with pytest.raises(ValueError):
+        percentile([], 50)
+
+
+def test_the_table_pads_every_column_and_marks_each_target() -> None:
+    text = render_rows([Row("a", "1.00x", "<= 2x", True), Row("longer name", "3.00x", "<= 2x", False)])
+    lines = text.splitlines()
+    assert lines[0].startswith("| benchmark   | measured | target | verdict |")
+    assert {len(line) for line in lines} == {len(lines[0])}
+    assert lines[2].endswith("| holds   |") and lines[3].endswith("| MISSED  |")
+
+
+def test_a_table_row_with_a_missing_cell_is_refused() -> None:
+    with pytest.raises(ValueError):
+        render_table(("a", "b"), [("only one",)])
+
+
+def test_a_fixed_schedule_checks_at_once_then_every_interval_until_it_sees_the_job_done() -> None:
+    job = SimJob(queued_s=2.0, running_s=10.0, eta_bias=1.0, curve=1.0)
+    # Checks at 0, 5, 10, 15: the one at 15 s sees the job that finished at 12 s.
+    assert play_schedule(job, fixed(5.0)) == (4, 3.0)
+
+
+def test_the_doubling_peer_starts_at_a_quarter_second_and_stops_growing_at_its_cap() -> None:
+    delays = [doubling(0.25, 10.0)(n) for n in range(1, 9)]
+    assert delays == [0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 10.0, 10.0]
+    assert set(PEERS) == {"fixed 5 s", "fixed 15 s", "fixed 20 s", "250 ms doubling, 10 s cap"}
+
+
+def test_a_simulated_job_reports_only_the_hints_it_was_given() -> None:
+    job = SimJob(queued_s=10.0, running_s=100.0, eta_bias=1.0, curve=1.0)
+    assert job.state(50.0, "none").progress is None and job.state(50.0, "none").eta_s is None
+    assert job.state(50.0, "eta").eta_s == pytest.approx(60.0)
+    assert job.state(60.0, "progress").progress == 50
+    assert job.state(110.0, "progress").status == "succeeded"
+
+
+def test_simulated_jobs_span_five_seconds_to_ten_minutes_and_repeat_for_a_seed() -> None:
+    jobs = make_jobs(500, seed=1)
+    assert all(5.0 <= job.duration <= 600.0 for job in jobs)
+    assert jobs == make_jobs(500, seed=1)
+
+
+def test_our_engine_on_a_virtual_clock_finds_every_job_done_without_sleeping() -> None:
+    job = SimJob(queued_s=3.0, running_s=30.0, eta_bias=1.0, curve=1.0)
+
+    async def play() -> tuple[int, float]:
+        with anyio.fail_after(5):
+            return await play_ours(job, "eta", random.Random(1), wait_s=1800.0)
+
+    checks, delay = anyio.run(play)
+    assert checks >= 2
+    assert 0.0 <= delay <= 30.0
+
+
+def _score(policy: str, checks: float, delay: float) -> Score:
+    return Score(policy, "none", checks, delay, delay * 2)
+
+
+def test_a_peer_counts_as_better_only_when_it_wins_on_both_checks_and_delay() -> None:
+    ours = {hints: _score("ours", 10.0, 5.0) for hints in ("none", "eta", "progress")}
+    peers = {
+        "fixed 5 s": _score("fixed 5 s", 25.0, 2.5),
+        "fewer checks, later": _score("x", 8.0, 9.0),
+        "both better": _score("y", 9.0, 4.0),
+    }
+    assert PolicyResult(ours, ours, peers).dominating_peers() == ["both better"]
+
+
+def test_hints_must_halve_the_checks_of_fixed_5_s_without_a_later_median() -> None:
+    peers = {"fixed 5 s": _score("fixed 5 s", 25.0, 2.5)}
+    good = {"eta": _score("ours", 12.0, 2.5)}
+    late = {"eta": _score("ours", 5.0, 2.6)}
+    busy = {"eta": _score("ours", 13.0, 1.0)}
+    assert PolicyResult(good, good, peers).with_hints_target("eta") == (True, pytest.approx(25 / 12))
+    assert PolicyResult(late, late, peers).with_hints_target("eta")[0] is False
+    assert PolicyResult(busy, busy, peers).with_hints_target("eta")[0] is False
+
+
+def test_compactness_is_our_bytes_over_the_providers_raw_bytes() -> None:
+    assert Pair("p", "running", "processing", raw=500, ours=150, peer_text=700).ratio == pytest.approx(0.3)
