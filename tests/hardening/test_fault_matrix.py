@@ -82,6 +82,8 @@ async def test_each_fault_gives_the_right_answer_in_time_and_the_next_call_is_no
         assert error_code(faulted) == code, text_of(faulted)
         if status is not None:
             assert result_of(faulted).status == status
+        if case.faults[0].retry_after is not None:
+            assert f"It asked for {case.faults[0].retry_after:g} s" in text_of(faulted)
         assert counting.body_bytes <= MAX_BODY_BYTES + ONE_READ
 
         with anyio.fail_after(REQUEST_TIMEOUT_S + SLACK_S):

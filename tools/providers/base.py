@@ -9,6 +9,7 @@ once, here, for all of them.
 from __future__ import annotations
 
 import json
+import math
 import re
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
@@ -184,15 +185,18 @@ class Adapter(ABC):
         """The HTTP answers that mean the same at every provider, whatever the body says."""
         code = reply.status_code
         suffix = f" The provider said: {self.redact(detail)}" if detail else ""
+        retry_after = retry_after_seconds(reply.headers.get("retry-after"), reply.headers.get("date"))
+        # The agent decides when to call again; the provider's own figure is the best it can have.
+        asked = f" It asked for {math.ceil(retry_after)} s (Retry-After)." if retry_after is not None else ""
         if code == 429:
             raise ProviderUnavailable(
-                f"{self.display_name} is rate limiting (HTTP 429). Wait and try again.{suffix}",
-                retry_after=retry_after_seconds(reply.headers.get("retry-after"), reply.headers.get("date")),
+                f"{self.display_name} is rate limiting (HTTP 429). Wait and try again.{asked}{suffix}",
+                retry_after=retry_after,
             )
         if code >= 500:
             raise ProviderUnavailable(
-                f"{self.display_name} had a server error (HTTP {code}). Try again shortly.{suffix}",
-                retry_after=retry_after_seconds(reply.headers.get("retry-after"), reply.headers.get("date")),
+                f"{self.display_name} had a server error (HTTP {code}). Try again shortly.{asked}{suffix}",
+                retry_after=retry_after,
             )
         if 300 <= code < 400:
             raise ProviderProtocolError(
