@@ -1,7 +1,17 @@
-"""The streamable HTTP transport: `/mcp`, loopback by default, optional bearer token, DNS-rebinding checks."""
+"""The streamable HTTP transport: `/mcp`, loopback by default, optional bearer token, DNS-rebinding checks.
+
+Three layers, outermost first:
+- `check_bind` refuses to start off loopback without a strong `GENRESULT_HTTP_TOKEN` and the Host names
+  clients will use (`--allow-host`): a server other machines can reach must know both.
+- `BearerTokenMiddleware`, when a token is set, answers 401 to any request without exactly one
+  `Authorization: Bearer <token>` header, before the MCP app sees it.
+- The SDK's Host/Origin validation (its DNS-rebinding protection) stays on everywhere: on loopback the
+  loopback names at this port, elsewhere only the allowed names.
+"""
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 import ipaddress
 from typing import Any
@@ -14,9 +24,17 @@ from server.settings import Settings, SettingsError
 
 LOOPBACK_NAMES = frozenset({"localhost", "127.0.0.1", "::1"})
 
+# Off loopback the token is all that stands between the network and the providers' credentials.
+MIN_TOKEN_CHARS = 24
+
+UNAUTHORIZED_BODY = (
+    b'{"error":"unauthorized","message":"Send the header Authorization: Bearer <GENRESULT_HTTP_TOKEN>."}'
+)
+
 
 def is_loopback(host: str) -> bool:
-    if host in LOOPBACK_NAMES:
+    host = host.strip().removeprefix("[").removesuffix("]")
+    if host.lower() in LOOPBACK_NAMES:
         return True
     try:
         return ipaddress.ip_address(host).is_loopback
@@ -25,53 +43,81 @@ def is_loopback(host: str) -> bool:
 
 
 class BearerTokenMiddleware:
-    """Demands `Authorization: Bearer <token>` on every HTTP request; compares in constant time."""
+    """Demands exactly one `Authorization: Bearer <token>` on every HTTP request and websocket.
+
+    The scheme word is read in any case (RFC 9110 §11.1); the token is compared as a SHA-256 digest with
+    `hmac.compare_digest`, so neither its content nor its length shows in the time a refusal takes.
+    """
 
     def __init__(self, app: ASGIApp, token: str) -> None:
         self.app = app
-        self._expected = f"Bearer {token}".encode()
+        self._expected = _digest(token.encode())
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http":
-            given = dict(scope["headers"]).get(b"authorization", b"")
-            if not hmac.compare_digest(given, self._expected):
+        if scope["type"] in ("http", "websocket") and not self._authorized(scope):
+            if scope["type"] == "http":
                 await _unauthorized(send)
-                return
+            else:
+                await send({"type": "websocket.close", "code": 1008})
+            return
         await self.app(scope, receive, send)
+
+    def _authorized(self, scope: Scope) -> bool:
+        given = [value for name, value in scope["headers"] if name.lower() == b"authorization"]
+        if len(given) != 1:
+            return False
+        scheme, _, token = given[0].partition(b" ")
+        if scheme.lower() != b"bearer":
+            return False
+        return hmac.compare_digest(_digest(token), self._expected)
+
+
+def _digest(token: bytes) -> bytes:
+    return hashlib.sha256(token).digest()
 
 
 async def _unauthorized(send: Send) -> None:
-    body = b'{"error":"unauthorized","message":"Send Authorization: Bearer <GENRESULT_HTTP_TOKEN>."}'
     await send(
         {
             "type": "http.response.start",
             "status": 401,
             "headers": [
                 (b"content-type", b"application/json"),
-                (b"content-length", str(len(body)).encode()),
+                (b"content-length", str(len(UNAUTHORIZED_BODY)).encode()),
                 (b"www-authenticate", b'Bearer realm="genresult-mcp"'),
             ],
         }
     )
-    await send({"type": "http.response.body", "body": body})
+    await send({"type": "http.response.body", "body": UNAUTHORIZED_BODY})
 
 
 def transport_security(host: str, port: int, allowed_hosts: list[str]) -> TransportSecuritySettings:
     """Host/Origin validation stays on everywhere; off loopback the allowed names must be given."""
-    hosts = [f"{name}:{port}" for name in ("127.0.0.1", "localhost", "[::1]")] if is_loopback(host) else []
+    # Port 0 asks the system for a free port, which is not known here: any port on a loopback name is fine.
+    at = "*" if port == 0 else str(port)
+    hosts = [f"{name}:{at}" for name in ("127.0.0.1", "localhost", "[::1]")] if is_loopback(host) else []
     hosts += allowed_hosts
     origins = [f"http://{h}" for h in hosts] + [f"https://{h}" for h in hosts]
     return TransportSecuritySettings(enable_dns_rebinding_protection=True, allowed_hosts=hosts, allowed_origins=origins)
 
 
 def check_bind(host: str, settings: Settings, allowed_hosts: list[str]) -> None:
+    """Refuse, with the remedy, to listen where other machines can reach us without a token and Host names."""
     if is_loopback(host):
         return
-    if settings.http_token is None or not allowed_hosts:
+    where = host or "every interface"
+    token = settings.http_token
+    if token is None or not allowed_hosts:
         raise SettingsError(
-            f"Refusing to listen on {host}, which is reachable from other machines, without both "
+            f"Refusing to listen on {where}, which is reachable from other machines, without both "
             "GENRESULT_HTTP_TOKEN (clients must send it as a bearer token) and --allow-host NAME:PORT "
             "(the Host names clients use). Use --host 127.0.0.1 for local use."
+        )
+    if len(token) < MIN_TOKEN_CHARS:
+        raise SettingsError(
+            f"Refusing to listen on {where} with a GENRESULT_HTTP_TOKEN of {len(token)} characters: use at least "
+            f"{MIN_TOKEN_CHARS}, e.g. from `python -c 'import secrets; print(secrets.token_urlsafe(32))'`, "
+            "and --allow-host NAME:PORT as before."
         )
 
 
