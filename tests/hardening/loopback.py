@@ -52,14 +52,14 @@ class _Server(uvicorn.Server):
 
 
 class LoopbackServer:
-    def __init__(self, app: ASGIApp, sock: socket.socket | None = None) -> None:
+    def __init__(self, app: ASGIApp, sock: socket.socket | None = None, *, lifespan: bool = False) -> None:
         self.app = app
         self.sock = sock or bound_socket()
         self.port: int = self.sock.getsockname()[1]
         self.root = f"http://127.0.0.1:{self.port}"
         config = uvicorn.Config(
             app,
-            lifespan="off",
+            lifespan="on" if lifespan else "off",
             log_config=None,
             log_level="critical",
             access_log=False,
@@ -85,8 +85,8 @@ class LoopbackServer:
 
 
 @contextmanager
-def serving(app: ASGIApp, sock: socket.socket | None = None) -> Iterator[LoopbackServer]:
-    server = LoopbackServer(app, sock)
+def serving(app: ASGIApp, sock: socket.socket | None = None, *, lifespan: bool = False) -> Iterator[LoopbackServer]:
+    server = LoopbackServer(app, sock, lifespan=lifespan)
     server.start()
     try:
         yield server
