@@ -10,6 +10,7 @@ The subclasses only know the provider's paths, auth and wire shapes.
 from __future__ import annotations
 
 import math
+import random
 from abc import ABC, abstractmethod
 from collections import deque
 from collections.abc import Iterable
@@ -145,6 +146,25 @@ class Fault:
 
 
 @dataclass
+class Chaos:
+    """Faults at random, emulator-wide: each job answer with no scripted fault is replaced by one of `faults`
+    with probability `rate`. `answers` and `faulted` count what happened, so a test can show the rate it got."""
+
+    rate: float
+    faults: tuple[Fault, ...]
+    rng: random.Random = field(default_factory=lambda: random.Random(0))
+    answers: int = 0
+    faulted: int = 0
+
+    def draw(self) -> Fault | None:
+        self.answers += 1
+        if self.rng.random() >= self.rate:
+            return None
+        self.faulted += 1
+        return self.rng.choice(self.faults)
+
+
+@dataclass
 class Job:
     task_id: str
     created_at: float
@@ -271,6 +291,7 @@ class Emulator(ABC):
         self.jobs: dict[str, Job] = {}
         self.requests: list[LoggedRequest] = []
         self.api_key = self.sandbox_key
+        self.chaos: Chaos | None = None
         self._app: Starlette | None = None
 
     # ---- scripting, for tests and the sandbox ----
@@ -334,10 +355,14 @@ class Emulator(ABC):
             exchange.request = logged
 
     async def take_fault(self, job: Job) -> Response | None:
-        """The job's next scripted fault as a response, or None to answer normally (also after `slow`)."""
-        if not job.faults:
+        """The job's next scripted fault (or a `chaos` one) as a response, or None to answer normally (also
+        after `slow`, and for the faults played on the wire)."""
+        if job.faults:
+            fault = job.faults.popleft()
+        elif self.chaos is not None and (drawn := self.chaos.draw()) is not None:
+            fault = drawn
+        else:
             return None
-        fault = job.faults.popleft()
         if fault.kind == "slow":
             await anyio.sleep(fault.delay_s)
             return None
