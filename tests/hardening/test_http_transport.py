@@ -205,7 +205,7 @@ async def test_the_token_is_compared_in_constant_time(monkeypatch: pytest.Monkey
         compared.append((a, b))
         return compare(a, b)
 
-    monkeypatch.setattr(transport.hmac, "compare_digest", spy)
+    monkeypatch.setattr(hmac, "compare_digest", spy)
     with mcp_over_http() as server, anyio.fail_after(10):
         refused = await initialize(server, Authorization="Bearer wrong")
         accepted = await initialize(server, Authorization=f"Bearer {TOKEN}")
