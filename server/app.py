@@ -18,7 +18,7 @@ from tools.mcp_tools import register_tools
 from tools.polling import PollPolicy
 from tools.providers import adapters_from_env
 from tools.redact import RedactingFilter, Redactor
-from tools.service import GenerationService
+from tools.service import MAX_IN_FLIGHT_PER_PROVIDER, GenerationService
 
 INSTRUCTIONS = (
     "Checks on and collects the results of asynchronous AI generation jobs (video, image, audio) at "
@@ -41,7 +41,10 @@ async def open_service(
 ) -> AsyncIterator[GenerationService]:
     """A ready `GenerationService` with its HTTP client, closed on exit. Shared by the server and the CLI."""
     adapters = adapters_from_env(settings.provider_env, redactor)
-    limits = httpx.Limits(max_connections=200, max_keepalive_connections=50)
+    # Room for every request the service lets out at once, all kept alive: httpcore closes an idle connection
+    # whenever it holds more than the keep-alive number, which under load means a new connection per request.
+    most = MAX_IN_FLIGHT_PER_PROVIDER * len(adapters)
+    limits = httpx.Limits(max_connections=most, max_keepalive_connections=most)
     async with httpx.AsyncClient(
         transport=transport,
         timeout=settings.request_timeout_s,

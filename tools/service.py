@@ -22,6 +22,12 @@ DEFAULT_WAIT_S = 50.0
 DEFAULT_MAX_WAIT_S = 1800.0
 DEFAULT_REQUEST_TIMEOUT_S = 20.0
 
+# Requests in flight to one provider at once; more wait their turn here, inside their own deadline. httpcore's
+# pool does work in proportion to its connections times its queued requests at every request, so letting a
+# burst of checks (a thousand waits starting together) queue inside it costs more CPU than the checks and
+# can stall the process until waits time out (`python -m bench`, concurrency).
+MAX_IN_FLIGHT_PER_PROVIDER = 16
+
 
 class GenerationService:
     """Holds the configured adapters and the one shared HTTP client; owned by the server's lifespan."""
@@ -48,6 +54,7 @@ class GenerationService:
         self.clock = clock or SystemClock()
         self.policy = policy or PollPolicy()
         self.memory = WaitMemory()
+        self._slots = {adapter.id: anyio.Semaphore(MAX_IN_FLIGHT_PER_PROVIDER) for adapter in self.adapters.values()}
         self.max_wait_s = max_wait_s
         self.request_timeout_s = request_timeout_s
 
@@ -145,16 +152,17 @@ class GenerationService:
             # httpx's timeout bounds each network operation; this bounds the whole exchange, so a slow trickle
             # of bytes cannot carry a wait past its deadline.
             with anyio.fail_after(timeout_s):
-                response = await self.client.send(
-                    request,
-                    auth=auth if auth is not None else httpx.USE_CLIENT_DEFAULT,
-                    stream=True,
-                    follow_redirects=False,
-                )
-                try:
-                    body = await _read_capped(response, adapter)
-                finally:
-                    await response.aclose()
+                async with self._slots[adapter.id]:
+                    response = await self.client.send(
+                        request,
+                        auth=auth if auth is not None else httpx.USE_CLIENT_DEFAULT,
+                        stream=True,
+                        follow_redirects=False,
+                    )
+                    try:
+                        body = await _read_capped(response, adapter)
+                    finally:
+                        await response.aclose()
         except _BodyTooLarge:
             raise _too_large(adapter) from None
         except (httpx.TimeoutException, TimeoutError):
