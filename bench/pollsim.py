@@ -24,7 +24,7 @@ import anyio
 from bench.report import Detail, Row
 from bench.stats import mean, median, percentile
 from tools.clock import VirtualClock
-from tools.polling import PollPolicy, wait_until_done
+from tools.polling import PollPolicy, WaitMemory, wait_until_done
 from tools.result import JobState
 
 HINTS = ("none", "eta", "progress")
@@ -121,16 +121,20 @@ def play_schedule(job: SimJob, delay_after: Callable[[int], float]) -> tuple[int
 
 
 async def play_ours(job: SimJob, hints: str, rng: random.Random, wait_s: float) -> tuple[int, float]:
-    """(checks, detection delay) for our engine; waits of `wait_s` each, called again until the job is done."""
+    """(checks, detection delay) for our engine: waits of `wait_s` each, called again until the job is done."""
     clock = VirtualClock()
     policy = PollPolicy()
 
     async def read(_budget: float) -> JobState:
         return job.state(clock.monotonic(), hints)
 
+    # As the service does: what a timed-out wait learned paces the next call about the same job.
+    memory = WaitMemory()
     checks = 0
     while True:
-        outcome = await wait_until_done(read, clock=clock, policy=policy, timeout_s=wait_s, rng=rng)
+        outcome = await wait_until_done(
+            read, clock=clock, policy=policy, timeout_s=wait_s, rng=rng, memory=memory, key="job"
+        )
         checks += outcome.polls
         if not outcome.timed_out:
             return checks, clock.monotonic() - job.duration
