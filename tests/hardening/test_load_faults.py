@@ -105,7 +105,11 @@ async def test_five_hundred_waits_ride_out_a_fifth_of_answers_faulted_and_a_chec
             started = anyio.current_time()
             reply = await client.call_tool("get_generation_result", {"provider": "skillsvideo", "task_id": bystander})
             during.append((anyio.current_time() - started, pending))
-            assert result_of(reply).status == "succeeded"
+            # The storm's faults reach this job too: a fault's own answer, promptly, is the right one then.
+            if reply.is_error:
+                assert error_code(reply) == "provider_unavailable", text_of(reply)
+            else:
+                assert result_of(reply).status == "succeeded"
 
         # The jobs start their lives now, so the storm lasts as long as they do.
         jobs = script_jobs(sandbox)
