@@ -111,6 +111,28 @@ def parse_wire(model: type[M], data: Any, provider_name: str) -> M:
         ) from None
 
 
+def finite_number(value: object) -> float | None:
+    """A JSON number, or a number written as a string, as a finite float; anything else is None.
+
+    Providers echo numbers loosely (strings, nulls, overflowing integers, NaN); an unreadable field is dropped
+    so the rest of the answer still reaches the agent.
+    """
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        return None
+    try:
+        number = float(value.strip() if isinstance(value, str) else value)
+    except (ValueError, OverflowError):
+        return None
+    return number if math.isfinite(number) else None
+
+
+def duration_from(frames: float | None, fps: float | None) -> float | None:
+    """Seconds of video from a frame count and a frame rate, to the hundredth, where both make sense."""
+    if not frames or not fps or frames <= 0 or fps <= 0:
+        return None
+    return finite_number(round(frames / fps, 2))
+
+
 def retry_after_seconds(value: str | None, date: str | None = None) -> float | None:
     """Retry-After as seconds: delta-seconds, or an HTTP date (RFC 9110 §10.2.3).
 

@@ -33,7 +33,17 @@ import httpx
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 from tools.errors import InvalidTaskId, ProviderProtocolError
-from tools.providers.base import Adapter, Reply, check_task_id, env_value, normalize_status, parse_wire
+from tools.providers.base import (
+    NOT_JSON,
+    Adapter,
+    Reply,
+    check_task_id,
+    duration_from,
+    env_value,
+    finite_number,
+    normalize_status,
+    parse_wire,
+)
 from tools.redact import Redactor
 from tools.result import JobError, JobState, Output, OutputKind, Status
 
@@ -80,16 +90,8 @@ def _urls(value: object) -> list[str]:
 
 def _number(value: object) -> float | None:
     # `meta` echoes request parameters as the caller sent them, so numbers may arrive as strings or nulls.
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, str):
-        try:
-            value = float(value.strip())
-        except ValueError:
-            return None
-    if isinstance(value, int | float) and math.isfinite(value) and value >= 0:
-        return float(value)
-    return None
+    number = finite_number(value)
+    return number if number is not None and number >= 0 else None
 
 
 def _object(value: object) -> object:
@@ -242,7 +244,7 @@ class ModelsLab(Adapter):
             height=int(meta.height) if meta.height else None,
             fps=fps,
             frames=frames,
-            duration_s=round(frames / fps, 2) if frames and fps else None,
+            duration_s=duration_from(frames, fps),
         )
 
 
@@ -260,7 +262,7 @@ _KINDS: Mapping[str, OutputKind] = {"video": "video", "image": "image", "audio":
 def _body_retry_after(body: bytes) -> float | None:
     try:
         data = json.loads(body)
-    except (ValueError, UnicodeDecodeError):
+    except NOT_JSON:
         return None
     if not isinstance(data, dict):
         return None

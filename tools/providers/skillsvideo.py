@@ -15,7 +15,6 @@ As documented at docs.skills.video (api-reference/get-generation-result, http-st
 
 from __future__ import annotations
 
-import math
 import mimetypes
 from collections.abc import Mapping
 from typing import Annotated, Any, Self
@@ -24,7 +23,7 @@ import httpx
 from pydantic import BaseModel, BeforeValidator, ConfigDict, ValidationError, model_validator
 
 from tools.errors import AuthenticationFailed, GenResultError, ProviderProtocolError, TaskNotFound
-from tools.providers.base import Adapter, Reply, env_value, normalize_status, parse_wire
+from tools.providers.base import Adapter, Reply, env_value, finite_number, normalize_status, parse_wire
 from tools.redact import Redactor
 from tools.result import Cost, JobError, JobState, Output, OutputKind, Status
 
@@ -41,24 +40,14 @@ STATUS_WORDS: Mapping[str, Status] = {
 }
 
 
-def _number_or_none(value: object) -> float | None:
-    if isinstance(value, bool) or not isinstance(value, int | float | str):
-        return None
-    try:
-        number = float(value)
-    except ValueError:
-        return None
-    return number if math.isfinite(number) else None
-
-
 def _whole_or_none(value: object) -> int | None:
-    number = _number_or_none(value)
+    number = finite_number(value)
     return None if number is None else round(number)
 
 
 # Media metadata beyond the documented image fields is guessed; a value we cannot read is dropped rather
 # than sinking an otherwise good answer.
-_Float = Annotated[float | None, BeforeValidator(_number_or_none)]
+_Float = Annotated[float | None, BeforeValidator(finite_number)]
 _Int = Annotated[int | None, BeforeValidator(_whole_or_none)]
 
 

@@ -15,7 +15,6 @@ import mimetypes
 import re
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
-from decimal import Decimal, InvalidOperation
 from typing import Any, Self
 from urllib.parse import parse_qsl, urlsplit
 
@@ -23,7 +22,16 @@ import httpx
 from pydantic import BaseModel, ConfigDict, field_validator
 
 from tools.errors import ProviderProtocolError
-from tools.providers.base import Adapter, Reply, check_task_id, env_value, normalize_status, parse_wire
+from tools.providers.base import (
+    Adapter,
+    Reply,
+    check_task_id,
+    duration_from,
+    env_value,
+    finite_number,
+    normalize_status,
+    parse_wire,
+)
 from tools.redact import Redactor
 from tools.result import Cost, JobError, JobState, Output, Status, format_utc
 
@@ -148,9 +156,7 @@ class TensorPix(Adapter):
 
 
 def _output(video: _GeneratedVideo, url: str) -> Output:
-    duration = None
-    if video.n_frames and video.framerate:
-        duration = round(video.n_frames / video.framerate, 2)
+    duration = duration_from(video.n_frames, video.framerate)
     return Output(
         url=url,
         kind="video",
@@ -168,15 +174,8 @@ def _output(video: _GeneratedVideo, url: str) -> Output:
 
 
 def _credits(cost: str | float | None) -> Cost | None:
-    if cost is None:
-        return None
-    try:
-        amount = Decimal(str(cost).strip())
-    except InvalidOperation:
-        return None
-    if not amount.is_finite():
-        return None
-    return Cost(amount=float(amount), unit="credits")
+    amount = None if cost is None else finite_number(cost)
+    return None if amount is None else Cost(amount=amount, unit="credits")
 
 
 _AMZ_DATE = "%Y%m%dT%H%M%SZ"
