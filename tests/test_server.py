@@ -125,3 +125,11 @@ async def test_a_failed_job_is_a_result_not_a_tool_error(connect: Connect, sandb
     assert not reply.is_error
     result = GenerationResult.model_validate(reply.structured_content)
     assert result.status == "failed" and result.error is not None
+
+
+async def test_a_task_id_sent_as_a_json_number_is_read_as_the_id_it_spells(connect: Connect, sandbox: Sandbox) -> None:
+    sandbox["modelslab"].add_job("148", Timeline(queued_s=0, running_s=0))
+    async with connect() as client:
+        reply = await client.call_tool("get_generation_result", {"provider": "modelslab", "task_id": 148})
+    assert not reply.is_error, reply.content
+    assert GenerationResult.model_validate(reply.structured_content).task_id == "148"

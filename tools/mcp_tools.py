@@ -23,7 +23,11 @@ READ_ONLY = ToolAnnotations(read_only_hint=True, idempotent_hint=True, open_worl
 ProviderArg = Annotated[
     str, Field(description="Provider id: flexstack, modelslab, tensorpix or skillsvideo.", max_length=64)
 ]
-TaskIdArg = Annotated[str, Field(description="The task/job/generation id the provider returned at creation.")]
+TaskIdArg = Annotated[
+    str,
+    # ModelsLab's ids are integers, and agents copy them as JSON numbers: accept those as the id they spell.
+    Field(description="The task/job/generation id the provider returned at creation.", coerce_numbers_to_str=True),
+]
 
 
 def _answer(result: GenerationResult) -> CallToolResult:
