@@ -87,6 +87,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SettingsError as exc:
         sys.stderr.write(f"genresult-mcp: {exc}\n")
         return EXIT_ERROR
+    redactor.add(settings.http_token)
     configure_logging(settings.log_level, redactor)
     command = args.command or "serve"
     try:
@@ -138,7 +139,8 @@ def _serve(args: argparse.Namespace, settings: Settings, redactor: Redactor) -> 
         mcp, settings, host=args.host, port=args.port, stateless=args.stateless, allowed_hosts=args.allow_host
     )
     sys.stderr.write(f"genresult-mcp: MCP over streamable HTTP at http://{args.host}:{args.port}/mcp\n")
-    uvicorn.run(app, host=args.host, port=args.port, log_level="warning", lifespan="on")
+    # log_config=None keeps uvicorn on our handlers, so its lines go through the redacting filter too.
+    uvicorn.run(app, host=args.host, port=args.port, log_config=None, lifespan="on")
     return 0
 
 
