@@ -170,6 +170,10 @@ class GenerationService:
         except httpx.TransportError as exc:
             reason = self.redact(str(exc)) or type(exc).__name__
             raise ProviderUnavailable(f"Could not reach {adapter.display_name}: {reason}.") from None
+        except httpx.DecodingError:
+            raise ProviderProtocolError(
+                f"{adapter.display_name} sent a body that does not decode as its Content-Encoding says."
+            ) from None
         logger.debug("%s %s -> HTTP %s, %d bytes", adapter.id, task_id, response.status_code, len(body))
         return Reply(response.status_code, body, {k.lower(): v for k, v in response.headers.items()})
 

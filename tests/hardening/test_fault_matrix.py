@@ -32,7 +32,11 @@ from tests.hardening.faults import (
 )
 from tests.hardening.loopback import LoopbackServer, Switch, bound_socket, serving
 from tools.clock import VirtualClock
+from tools.errors import ProviderProtocolError
+from tools.providers import adapters_from_env
 from tools.providers.base import MAX_BODY_BYTES
+from tools.redact import Redactor
+from tools.service import GenerationService
 
 # httpcore reads a socket 64 KiB at a time: the cap can be passed by at most one read.
 ONE_READ = 64 * 1024
@@ -205,3 +209,15 @@ async def test_the_body_of_a_401_that_httpx_reads_before_a_refresh_stops_at_the_
             reply = await client.call_tool("get_generation_result", {"provider": "flexstack", "task_id": "t-1"})
     assert error_code(reply) == "provider_protocol_error", text_of(reply)
     assert sent <= MAX_BODY_BYTES + 2 * ONE_READ
+
+
+async def test_a_body_that_does_not_decode_as_its_content_encoding_says_is_a_protocol_error() -> None:
+    def broken_gzip(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, content=b"not gzip at all", headers={"Content-Encoding": "gzip"})
+
+    redactor = Redactor()
+    adapters = adapters_from_env({"SKILLSVIDEO_API_KEY": "sk-test-key-0123456789"}, redactor)
+    async with httpx.AsyncClient(transport=httpx.MockTransport(broken_gzip)) as http:
+        service = GenerationService(adapters, http, redactor=redactor)
+        with pytest.raises(ProviderProtocolError, match="Content-Encoding"):
+            await service.check("skillsvideo", "gen_1")
