@@ -57,7 +57,7 @@ async def open_service(
             client,
             redactor=redactor,
             clock=clock,
-            policy=policy,
+            policy=policy or settings.poll_policy(),
             max_wait_s=settings.max_wait_s,
             request_timeout_s=settings.request_timeout_s,
         )

@@ -16,6 +16,7 @@ import argparse
 import logging
 import sys
 from collections.abc import Sequence
+from dataclasses import replace
 
 import anyio
 import httpx
@@ -115,13 +116,7 @@ def _sandboxed(settings: Settings) -> tuple[Settings, httpx.AsyncBaseTransport]:
 
     sandbox = Sandbox()
     env = {**settings.provider_env, **sandbox.env()}
-    return Settings(
-        provider_env=env,
-        max_wait_s=settings.max_wait_s,
-        http_token=settings.http_token,
-        request_timeout_s=settings.request_timeout_s,
-        log_level=settings.log_level,
-    ), httpx.ASGITransport(app=sandbox.app)
+    return replace(settings, provider_env=env), httpx.ASGITransport(app=sandbox.app)
 
 
 def _serve(args: argparse.Namespace, settings: Settings, redactor: Redactor) -> int:

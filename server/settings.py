@@ -7,6 +7,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from tools.polling import PollPolicy
 from tools.providers import adapters_from_env
 from tools.redact import Redactor
 from tools.service import DEFAULT_MAX_WAIT_S, DEFAULT_REQUEST_TIMEOUT_S
@@ -26,17 +27,33 @@ class Settings:
     http_token: str | None = None
     request_timeout_s: float = DEFAULT_REQUEST_TIMEOUT_S
     log_level: str = "WARNING"
+    poll_floor_s: float = PollPolicy.floor_s
+    """The shortest pause between two checks of one job (a caller's poll_interval_s is raised to it)."""
+    poll_cap_s: float = PollPolicy.cap_s
+    """The longest pause the server chooses between two checks of one job."""
+
+    def poll_policy(self) -> PollPolicy:
+        return PollPolicy(floor_s=self.poll_floor_s, cap_s=self.poll_cap_s)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
         env = dict(os.environ if env is None else env)
         _check_provider_settings(env)
+        floor = _positive(env, "GENRESULT_POLL_FLOOR_S", PollPolicy.floor_s)
+        cap = _positive(env, "GENRESULT_POLL_CAP_S", PollPolicy.cap_s)
+        if floor > cap:
+            raise SettingsError(
+                f"GENRESULT_POLL_FLOOR_S ({floor:g}) is above GENRESULT_POLL_CAP_S ({cap:g}): the floor must not "
+                "exceed the cap."
+            )
         return cls(
             provider_env=env,
             max_wait_s=_positive(env, "GENRESULT_MAX_WAIT_S", DEFAULT_MAX_WAIT_S),
             http_token=env.get("GENRESULT_HTTP_TOKEN", "").strip() or None,
             request_timeout_s=_positive(env, "GENRESULT_REQUEST_TIMEOUT_S", DEFAULT_REQUEST_TIMEOUT_S),
             log_level=_log_level(env),
+            poll_floor_s=floor,
+            poll_cap_s=cap,
         )
 
 

@@ -26,3 +26,14 @@ def test_an_unusable_max_wait_names_the_variable_and_the_default(raw: str) -> No
 def test_an_unknown_log_level_lists_the_levels() -> None:
     with pytest.raises(SettingsError, match="DEBUG, INFO"):
         Settings.from_env({"GENRESULT_LOG_LEVEL": "chatty"})
+
+
+def test_the_poll_floor_and_cap_are_settings_that_reach_the_policy() -> None:
+    settings = Settings.from_env({"GENRESULT_POLL_FLOOR_S": "2", "GENRESULT_POLL_CAP_S": "10"})
+    policy = settings.poll_policy()
+    assert (policy.floor_s, policy.cap_s) == (2, 10)
+
+
+def test_a_poll_floor_above_the_cap_is_refused_naming_both() -> None:
+    with pytest.raises(SettingsError, match="GENRESULT_POLL_FLOOR_S.*GENRESULT_POLL_CAP_S"):
+        Settings.from_env({"GENRESULT_POLL_FLOOR_S": "40", "GENRESULT_POLL_CAP_S": "10"})
