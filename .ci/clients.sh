@@ -17,6 +17,16 @@ bin="$work/node_modules/.bin"
 section() { printf '\n=== %s ===\n' "$*"; }
 fail() { printf 'clients.sh: %s\n' "$*" >&2; exit 1; }
 
+# Whatever this script started in the background is stopped when it ends, however it ends.
+background=()
+cleanup() {
+  for pid in "${background[@]}"; do
+    kill "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+  done
+}
+trap cleanup EXIT
+
 export npm_config_update_notifier=false npm_config_fund=false npm_config_audit=false
 # The Inspector's postinstall installs its clients only in a source checkout; say so rather than rely on it.
 export INSPECTOR_SKIP_CLIENT_INSTALL=1
@@ -120,6 +130,7 @@ for job in "${jobs[@]}"; do
   inspect --method tools/call --tool-name wait_for_generation --tool-args-json "$(args "$provider" "$task_id" 40)" \
     --format json "${server[@]}" >"$work/wait-$provider.json" &
   pids+=("$!")
+  background+=("$!")
 done
 for i in "${!jobs[@]}"; do
   read -r provider task_id <<<"${jobs[$i]}"
@@ -144,7 +155,7 @@ section "conformance suite $CONFORMANCE_VERSION: server scenarios over streamabl
 port=$(python -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 GENRESULT_LOG_LEVEL=ERROR genresult-mcp serve --transport http --host 127.0.0.1 --port "$port" --sandbox &
 server_pid=$!
-trap 'kill "$server_pid" 2>/dev/null || true; wait "$server_pid" 2>/dev/null || true' EXIT
+background+=("$server_pid")
 python - "$port" "$server_pid" <<'PY' || fail "the HTTP server did not start listening on port $port"
 import os, socket, sys, time
 port, pid = int(sys.argv[1]), int(sys.argv[2])
