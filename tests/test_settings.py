@@ -35,5 +35,5 @@ def test_the_poll_floor_and_cap_are_settings_that_reach_the_policy() -> None:
 
 
 def test_a_poll_floor_above_the_cap_is_refused_naming_both() -> None:
-    with pytest.raises(SettingsError, match="GENRESULT_POLL_FLOOR_S.*GENRESULT_POLL_CAP_S"):
+    with pytest.raises(SettingsError, match=r"GENRESULT_POLL_FLOOR_S.*GENRESULT_POLL_CAP_S"):
         Settings.from_env({"GENRESULT_POLL_FLOOR_S": "40", "GENRESULT_POLL_CAP_S": "10"})
