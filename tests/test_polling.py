@@ -54,8 +54,8 @@ def delays_of(policy: PollPolicy, states: Iterable[JobState], rng: random.Random
 
 def test_a_job_without_hints_is_checked_with_exponential_backoff_up_to_the_cap() -> None:
     delays = delays_of(STEADY, [state("queued")] * 12)
-    assert delays[:4] == pytest.approx([1.0, 1.6, 2.56, 4.096])
-    assert max(delays) == 30.0 and delays[-1] == 30.0
+    assert delays[:4] == pytest.approx([STEADY.first_delay_s * STEADY.growth**n for n in range(4)])
+    assert max(delays) == STEADY.cap_s and delays[-1] == STEADY.cap_s
 
 
 def test_jitter_only_shortens_the_backoff_and_a_seeded_rng_repeats_it() -> None:
@@ -80,12 +80,12 @@ def test_an_eta_past_the_cap_is_checked_at_the_cap_to_hear_a_better_one() -> Non
 def test_an_eta_that_keeps_passing_without_the_job_finishing_backs_off_instead_of_polling_at_the_floor() -> None:
     delays = delays_of(STEADY, [state(eta_s=5)] + [state(eta_s=0)] * 8)
     assert delays[0] == 6.0
-    assert delays[1:5] == pytest.approx([1.0, 1.6, 2.56, 4.096])
+    assert delays[1:5] == pytest.approx([STEADY.first_delay_s * STEADY.growth**n for n in range(4)])
 
 
 def test_a_late_job_that_gives_a_new_eta_is_checked_just_after_the_new_one() -> None:
-    delays = delays_of(STEADY, [state(eta_s=5), state(eta_s=20), state(eta_s=8)])
-    assert delays == [6.0, 21.0, 9.0]
+    delays = delays_of(STEADY, [state(eta_s=5), state(eta_s=15), state(eta_s=8)])
+    assert delays == [6.0, 16.0, 9.0]
 
 
 def test_progress_aims_just_after_the_finish_its_slope_predicts() -> None:
@@ -109,7 +109,7 @@ def test_the_slope_follows_the_recent_rate_not_the_whole_history() -> None:
 def test_progress_that_stands_still_gives_no_estimate_and_the_backoff_takes_over() -> None:
     samples = [Sample(t, state(progress=40)) for t in (0, 1, 2.6)]
     assert STEADY.finish_estimate(samples) is None
-    assert STEADY.next_delay(view(*samples)) == pytest.approx(2.56)
+    assert STEADY.next_delay(view(*samples)) == pytest.approx(STEADY.first_delay_s * STEADY.growth**2)
 
 
 def test_a_fixed_interval_wins_over_hints_but_not_below_the_floor() -> None:
@@ -233,7 +233,8 @@ async def test_an_eta_from_the_provider_is_followed_to_the_finish() -> None:
         return state("succeeded", 100) if now >= 37 else state(eta_s=37 - now)
 
     outcome = await wait_until_done(scripted(clock, job, log), clock=clock, policy=STEADY, timeout_s=50)
-    assert [at for at, _ in log] == pytest.approx([0, 30, 38])
+    # The first ETA (37 s) is past the cap: look at the cap, hear 17 s more, then check just after.
+    assert [at for at, _ in log] == pytest.approx([0, STEADY.cap_s, 38])
     assert outcome.state.status == "succeeded" and outcome.polls == 3
 
 
@@ -379,11 +380,11 @@ async def test_a_retry_after_that_outlived_a_wait_holds_the_first_check_of_the_n
         heard.append((progress, message))
 
     first = await wait_until_done(read, clock=clock, policy=STEADY, timeout_s=20, memory=memory, key="job")
-    assert first.timed_out and tries == [0, 1]
+    assert first.timed_out and tries == [0, STEADY.first_delay_s]
     with pytest.raises(ProviderUnavailable, match="Retry-After") as raised:
         await wait_until_done(read, clock=clock, policy=STEADY, timeout_s=30, memory=memory, key="job")
-    assert tries == [0, 1] and raised.value.retry_after == 60
+    assert tries == [0, STEADY.first_delay_s] and raised.value.retry_after == 60
     clock.advance(10)
     await wait_until_done(read, clock=clock, policy=STEADY, timeout_s=100, memory=memory, key="job", report=report)
-    assert tries[2] == 1 + 60
+    assert tries[2] == STEADY.first_delay_s + 60
     assert heard[0][0] == 0 and "holding 50s" in heard[0][1] and heard[1][0] == 50

@@ -100,7 +100,7 @@ async def test_a_job_without_hints_is_checked_with_backoff_and_found_soon_after_
         result = result_of(await wait_for(client, "gen_1"))
     times = request_times(sandbox)
     gaps = [later - earlier for earlier, later in pairwise(times)]
-    assert gaps == sorted(gaps) and gaps[0] == STEADY.floor_s
+    assert gaps == sorted(gaps) and gaps[0] == STEADY.first_delay_s
     assert times[-2] < 40 <= times[-1] <= 40 * STEADY.growth
     assert result.done and result.polls == len(times) and result.elapsed_s == pytest.approx(times[-1], abs=0.05)
 
@@ -121,8 +121,8 @@ async def test_reported_progress_brings_the_next_check_just_after_the_finish_its
     sandbox["tensorpix"].add_job(TENSORPIX_ID, Timeline(queued_s=0, running_s=20))
     async with connected(sandbox, clock, policy=STEADY) as client:
         result = result_of(await wait_for(client, TENSORPIX_ID, provider="tensorpix"))
-    # 0 % at 0 s, 5 % at 1 s: 5 %/s, so 100 % at 20 s.
-    assert request_times(sandbox, "tensorpix") == [0.0, 1.0, 20 + STEADY.aim_after_s]
+    # 0 % at 0 s, 10 % at 2 s: 5 %/s, so 100 % at 20 s.
+    assert request_times(sandbox, "tensorpix") == [0.0, STEADY.first_delay_s, 20 + STEADY.aim_after_s]
     assert result.status == "succeeded" and result.polls == 3
 
 
@@ -297,8 +297,8 @@ async def test_a_retry_after_longer_than_the_time_left_ends_the_wait_with_the_la
     sandbox["skillsvideo"].add_job("gen_1", Timeline(queued_s=100), [Fault("slow"), Fault.rate_limited(60)])
     async with connected(sandbox, clock, policy=STEADY) as client:
         result = result_of(await wait_for(client, "gen_1", timeout_s=20))
-    assert request_times(sandbox) == [0, 1]
-    assert (result.timed_out, result.status, result.elapsed_s) == (True, "queued", 1)
+    assert request_times(sandbox) == [0, STEADY.first_delay_s]
+    assert (result.timed_out, result.status, result.elapsed_s) == (True, "queued", STEADY.first_delay_s)
     assert result.note is not None and "60s" in result.note and "Retry-After" in result.note
 
 
@@ -309,10 +309,10 @@ async def test_the_next_call_honours_a_retry_after_that_outlived_the_last_one(
     async with connected(sandbox, clock, policy=STEADY) as client:
         await wait_for(client, "gen_1", timeout_s=20)
         too_soon = error_of(await wait_for(client, "gen_1", timeout_s=30))
-        assert request_times(sandbox) == [0, 1]
+        assert request_times(sandbox) == [0, STEADY.first_delay_s]
         result = result_of(await wait_for(client, "gen_1", timeout_s=100))
     assert "provider_unavailable" in too_soon and "Retry-After" in too_soon and "nothing was sent" in too_soon
-    assert request_times(sandbox)[2] == 1 + 60 and result.status == "queued"
+    assert request_times(sandbox)[2] == STEADY.first_delay_s + 60 and result.status == "queued"
 
 
 @pytest.mark.parametrize(

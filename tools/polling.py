@@ -67,9 +67,9 @@ class PollPolicy:
     """
 
     floor_s: float = 1.0
-    cap_s: float = 30.0
-    first_delay_s: float = 1.0
-    growth: float = 1.6
+    cap_s: float = 20.0
+    first_delay_s: float = 2.0
+    growth: float = 1.5
     jitter: float = 0.15
     """Backoff delays are shortened by up to this fraction, so many waits started together spread out."""
     aim_after_s: float = 1.0
