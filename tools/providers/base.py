@@ -254,6 +254,34 @@ class Adapter(ABC):
         )
 
 
+class KeyedAdapter(Adapter):
+    """A provider whose one credential is an API key in one environment variable."""
+
+    api_key_env: ClassVar[str]
+
+    def __init__(self, base_url: str, redactor: Redactor, api_key: str | None) -> None:
+        super().__init__(base_url, redactor)
+        self.api_key = api_key
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str], redactor: Redactor) -> Self:
+        return cls(cls.base_url_from(env), redactor, cls.api_key_from(env, redactor))
+
+    @classmethod
+    def base_url_from(cls, env: Mapping[str, str]) -> str:
+        return env_value(env, cls.base_url_env) or cls.default_base_url
+
+    @classmethod
+    def api_key_from(cls, env: Mapping[str, str], redactor: Redactor) -> str | None:
+        key = env_value(env, cls.api_key_env)
+        redactor.add(key)
+        return key
+
+    @property
+    def configured(self) -> bool:
+        return self.api_key is not None
+
+
 def check_task_id(task_id: str, pattern: re.Pattern[str], described: str) -> str:
     if not task_id or not task_id.strip():
         raise InvalidTaskId("The task id is empty: pass the id the provider returned when the job started.")

@@ -35,7 +35,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 from tools.errors import InvalidTaskId, ProviderProtocolError
 from tools.providers.base import (
     NOT_JSON,
-    Adapter,
+    KeyedAdapter,
     Reply,
     check_task_id,
     duration_from,
@@ -138,22 +138,20 @@ class _ErrorBody(_Wire):
     retry_after: _Number = None
 
 
-class ModelsLab(Adapter):
+class ModelsLab(KeyedAdapter):
     id = "modelslab"
     display_name = "ModelsLab"
     default_base_url = "https://modelslab.com/api"
     base_url_env = "MODELSLAB_BASE_URL"
+    api_key_env = "MODELSLAB_API_KEY"
     credential_hint = "set MODELSLAB_API_KEY"
 
     def __init__(self, base_url: str, redactor: Redactor, api_key: str | None, endpoint: str = "v6") -> None:
-        super().__init__(base_url, redactor)
-        self._api_key = api_key
+        super().__init__(base_url, redactor, api_key)
         self._path = ENDPOINT_PATHS[endpoint]
 
     @classmethod
     def from_env(cls, env: Mapping[str, str], redactor: Redactor) -> Self:
-        key = env_value(env, "MODELSLAB_API_KEY")
-        redactor.add(key)
         raw = env_value(env, ENDPOINT_ENV) or "v6"
         endpoint = raw.lower()
         if endpoint not in ENDPOINT_PATHS:
@@ -161,11 +159,7 @@ class ModelsLab(Adapter):
                 f"{ENDPOINT_ENV}={raw[:40]!r} is not a ModelsLab endpoint: use 'v6' (the default, "
                 "POST {base}/v6/video/fetch/{id}) or 'enterprise' (POST {base}/v1/enterprise/video/fetch/{id})."
             )
-        return cls(env_value(env, cls.base_url_env) or cls.default_base_url, redactor, key, endpoint)
-
-    @property
-    def configured(self) -> bool:
-        return self._api_key is not None
+        return cls(cls.base_url_from(env), redactor, cls.api_key_from(env, redactor), endpoint)
 
     def validate_task_id(self, task_id: str) -> str:
         check_task_id(task_id, _DIGITS, "digits only: ModelsLab ids are whole numbers such as 147")
@@ -180,7 +174,7 @@ class ModelsLab(Adapter):
         return client.build_request(
             "POST",
             self.url(*self._path, task_id),
-            json={"key": self._api_key},
+            json={"key": self.api_key},
             headers={"Accept": "application/json"},
         )
 

@@ -17,14 +17,13 @@ from __future__ import annotations
 
 import mimetypes
 from collections.abc import Mapping
-from typing import Annotated, Any, Self
+from typing import Annotated, Any
 
 import httpx
 from pydantic import BaseModel, BeforeValidator, ConfigDict, ValidationError, model_validator
 
 from tools.errors import AuthenticationFailed, GenResultError, ProviderProtocolError, TaskNotFound
-from tools.providers.base import Adapter, Reply, env_value, finite_number, normalize_status, parse_wire
-from tools.redact import Redactor
+from tools.providers.base import KeyedAdapter, Reply, finite_number, normalize_status, parse_wire
 from tools.result import Cost, JobError, JobState, Output, OutputKind, Status
 
 # The documented words of both enums; other spellings (CANCELLED, SUCCESS, ...) fall to the shared table.
@@ -111,32 +110,19 @@ class _ErrorBody(_Wire):
     error: str | None = None
 
 
-class SkillsVideo(Adapter):
+class SkillsVideo(KeyedAdapter):
     id = "skillsvideo"
     display_name = "skills.video"
     default_base_url = "https://open.skills.video/api/v1"
     base_url_env = "SKILLSVIDEO_BASE_URL"
+    api_key_env = "SKILLSVIDEO_API_KEY"
     credential_hint = "set SKILLSVIDEO_API_KEY"
-
-    def __init__(self, base_url: str, redactor: Redactor, api_key: str | None) -> None:
-        super().__init__(base_url, redactor)
-        self._api_key = api_key
-
-    @classmethod
-    def from_env(cls, env: Mapping[str, str], redactor: Redactor) -> Self:
-        key = env_value(env, "SKILLSVIDEO_API_KEY")
-        redactor.add(key)
-        return cls(env_value(env, cls.base_url_env) or cls.default_base_url, redactor, key)
-
-    @property
-    def configured(self) -> bool:
-        return self._api_key is not None
 
     def build_request(self, client: httpx.AsyncClient, task_id: str) -> httpx.Request:
         return client.build_request(
             "GET",
             self.url("generation", task_id),
-            headers={"Authorization": f"Bearer {self._api_key}", "Accept": "application/json"},
+            headers={"Authorization": f"Bearer {self.api_key}", "Accept": "application/json"},
         )
 
     def parse(self, reply: Reply) -> JobState:

@@ -15,7 +15,7 @@ import mimetypes
 import re
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
-from typing import Any, Self
+from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 import httpx
@@ -23,16 +23,14 @@ from pydantic import BaseModel, ConfigDict, field_validator
 
 from tools.errors import ProviderProtocolError
 from tools.providers.base import (
-    Adapter,
+    KeyedAdapter,
     Reply,
     check_task_id,
     duration_from,
-    env_value,
     finite_number,
     normalize_status,
     parse_wire,
 )
-from tools.redact import Redactor
 from tools.result import Cost, JobError, JobState, Output, Status, format_utc
 
 UUID_TASK_ID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
@@ -79,26 +77,13 @@ class _Job(_Wire):
         return None
 
 
-class TensorPix(Adapter):
+class TensorPix(KeyedAdapter):
     id = "tensorpix"
     display_name = "TensorPix"
     default_base_url = "https://backend.tensorpix.ai/api"
     base_url_env = "TENSORPIX_BASE_URL"
+    api_key_env = "TENSORPIX_API_KEY"
     credential_hint = "set TENSORPIX_API_KEY"
-
-    def __init__(self, base_url: str, redactor: Redactor, api_key: str | None) -> None:
-        super().__init__(base_url, redactor)
-        self._api_key = api_key
-
-    @classmethod
-    def from_env(cls, env: Mapping[str, str], redactor: Redactor) -> Self:
-        key = env_value(env, "TENSORPIX_API_KEY")
-        redactor.add(key)
-        return cls(env_value(env, cls.base_url_env) or cls.default_base_url, redactor, key)
-
-    @property
-    def configured(self) -> bool:
-        return self._api_key is not None
 
     def validate_task_id(self, task_id: str) -> str:
         """A UUID in its canonical 8-4-4-4-12 form, sent lowercase (the form the API itself returns)."""
@@ -109,7 +94,7 @@ class TensorPix(Adapter):
             "GET",
             # The trailing slash is part of the documented path: without it Django redirects.
             self.url("video-gen", "jobs", task_id) + "/",
-            headers={"Authorization": f"Token {self._api_key}", "Accept": "application/json"},
+            headers={"Authorization": f"Token {self.api_key}", "Accept": "application/json"},
         )
 
     def parse(self, reply: Reply) -> JobState:
