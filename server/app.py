@@ -1,11 +1,11 @@
-"""Builds the MCP server from a `Settings` object; the lifespan owns the one shared HTTP client."""
+"""Builds the MCP server from a `Settings` object; the lifespan owns the providers' HTTP clients."""
 
 from __future__ import annotations
 
 import logging
 import sys
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Literal, cast
 
 import httpx
@@ -39,22 +39,35 @@ async def open_service(
     clock: Clock | None = None,
     policy: PollPolicy | None = None,
 ) -> AsyncIterator[GenerationService]:
-    """A ready `GenerationService` with its HTTP client, closed on exit. Shared by the server and the CLI."""
+    """A ready `GenerationService` with its HTTP clients, closed on exit. Shared by the server and the CLI.
+
+    One client, and so one connection pool, per provider (see `GenerationService`). A `transport` given here
+    (the in-process emulators) is shared by them all; it keeps no pool.
+    """
     adapters = adapters_from_env(settings.provider_env, redactor)
     # Room for every request the service lets out at once, all kept alive: httpcore closes an idle connection
     # whenever it holds more than the keep-alive number, which under load means a new connection per request.
-    most = MAX_IN_FLIGHT_PER_PROVIDER * len(adapters)
-    limits = httpx.Limits(max_connections=most, max_keepalive_connections=most)
-    async with httpx.AsyncClient(
-        transport=transport,
-        timeout=settings.request_timeout_s,
-        follow_redirects=False,
-        limits=limits,
-        headers={"User-Agent": f"genresult-mcp/{__version__}"},
-    ) as client:
+    limits = httpx.Limits(
+        max_connections=MAX_IN_FLIGHT_PER_PROVIDER, max_keepalive_connections=MAX_IN_FLIGHT_PER_PROVIDER
+    )
+    # Loading the CA bundle takes about 18 ms of start-up; each client would load its own.
+    verify = httpx.create_ssl_context() if transport is None else True
+    async with AsyncExitStack() as stack:
+        clients: dict[str, httpx.AsyncClient] = {}
+        for adapter in adapters.values():
+            clients[adapter.id] = await stack.enter_async_context(
+                httpx.AsyncClient(
+                    transport=transport,
+                    verify=verify,
+                    timeout=settings.request_timeout_s,
+                    follow_redirects=False,
+                    limits=limits,
+                    headers={"User-Agent": f"genresult-mcp/{__version__}"},
+                )
+            )
         yield GenerationService(
             adapters,
-            client,
+            clients,
             redactor=redactor,
             clock=clock,
             policy=policy or settings.poll_policy(),

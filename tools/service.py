@@ -30,12 +30,17 @@ MAX_IN_FLIGHT_PER_PROVIDER = 16
 
 
 class GenerationService:
-    """Holds the configured adapters and the one shared HTTP client; owned by the server's lifespan."""
+    """Holds the configured adapters and their HTTP clients; owned by the server's lifespan.
+
+    `clients` is one client for every provider, or one per provider id. The server gives each provider its
+    own (`server.app.open_service`): httpcore looks at every connection in a pool, idle ones included, at the
+    start and end of each request, so one pool per provider keeps that work to the provider's own connections.
+    """
 
     def __init__(
         self,
         adapters: Mapping[str, Adapter],
-        client: httpx.AsyncClient,
+        clients: httpx.AsyncClient | Mapping[str, httpx.AsyncClient],
         *,
         redactor: Redactor,
         clock: Clock | None = None,
@@ -44,12 +49,16 @@ class GenerationService:
         request_timeout_s: float = DEFAULT_REQUEST_TIMEOUT_S,
     ) -> None:
         self.adapters = dict(adapters)
-        self.client = client
-        hooks = client.event_hooks["response"]
-        if _cap_body not in hooks:
-            # On the client, not on our reads: httpx itself reads bodies in auth flows (a 401 before a
-            # token refresh), and those must stop at the cap too.
-            hooks.append(_cap_body)
+        self.clients = {
+            adapter.id: clients if isinstance(clients, httpx.AsyncClient) else clients[adapter.id]
+            for adapter in self.adapters.values()
+        }
+        for client in self.clients.values():
+            hooks = client.event_hooks["response"]
+            if _cap_body not in hooks:
+                # On the client, not on our reads: httpx itself reads bodies in auth flows (a 401 before a
+                # token refresh), and those must stop at the cap too.
+                hooks.append(_cap_body)
         self.redact = redactor
         self.clock = clock or SystemClock()
         self.policy = policy or PollPolicy()
@@ -145,7 +154,8 @@ class GenerationService:
         return read_reply(adapter, await self._fetch(adapter, task_id, timeout_s))
 
     async def _fetch(self, adapter: Adapter, task_id: str, timeout_s: float) -> Reply:
-        request = adapter.build_request(self.client, task_id)
+        client = self.clients[adapter.id]
+        request = adapter.build_request(client, task_id)
         request.extensions["timeout"] = httpx.Timeout(timeout_s).as_dict()
         auth = adapter.auth()
         try:
@@ -153,7 +163,7 @@ class GenerationService:
             # of bytes cannot carry a wait past its deadline.
             with anyio.fail_after(timeout_s):
                 async with self._slots[adapter.id]:
-                    response = await self.client.send(
+                    response = await client.send(
                         request,
                         auth=auth if auth is not None else httpx.USE_CLIENT_DEFAULT,
                         stream=True,
