@@ -13,6 +13,7 @@ In stdio mode stdout is the protocol: everything human goes to stderr.
 from __future__ import annotations
 
 import argparse
+import gc
 import logging
 import sys
 from collections.abc import Sequence
@@ -126,6 +127,7 @@ def _serve(args: argparse.Namespace, settings: Settings, redactor: Redactor) -> 
         logger.warning("sandbox mode: answering from the built-in emulators, not the real providers")
     mcp = build_server(settings, redactor=redactor, transport=transport)
     if getattr(args, "transport", "stdio") == "stdio":
+        _settle_for_serving()
         mcp.run("stdio")
         return 0
     import uvicorn
@@ -133,10 +135,24 @@ def _serve(args: argparse.Namespace, settings: Settings, redactor: Redactor) -> 
     app = http_app(
         mcp, settings, host=args.host, port=args.port, stateless=args.stateless, allowed_hosts=args.allow_host
     )
+    _settle_for_serving()
     sys.stderr.write(f"genresult-mcp: MCP over streamable HTTP at http://{args.host}:{args.port}/mcp\n")
     # log_config=None keeps uvicorn on our handlers, so its lines go through the redacting filter too.
     uvicorn.run(app, host=args.host, port=args.port, log_config=None, lifespan="on")
     return 0
+
+
+def _settle_for_serving() -> None:
+    """Garbage collection for a long-lived server holding many waits, set just before it starts serving.
+
+    What start-up built (modules, classes, the SDK's and our pydantic schemas: ~90,000 objects) lives as long
+    as the process, so it is left out of every collection from now on; and young objects are collected every
+    10,000 allocations, not 700, so full collections, which walk every wait in flight, come far more rarely.
+    With 1,000 waits the collector's defaults cost 1.2 s of CPU over a 12 s run (five full collections), these
+    settings 0.4 s (`python -m bench`, concurrency).
+    """
+    gc.freeze()
+    gc.set_threshold(10_000)
 
 
 async def _check(args: argparse.Namespace, settings: Settings, redactor: Redactor) -> int:
