@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import sys
 from collections.abc import AsyncIterator
-from contextlib import AsyncExitStack, asynccontextmanager
+from contextlib import asynccontextmanager
 from typing import Literal, cast
 
 import httpx
@@ -18,7 +18,7 @@ from tools.mcp_tools import register_tools
 from tools.polling import PollPolicy
 from tools.providers import adapters_from_env
 from tools.redact import RedactingFilter, Redactor
-from tools.service import MAX_IN_FLIGHT_PER_PROVIDER, GenerationService
+from tools.service import GenerationService
 
 INSTRUCTIONS = (
     "Checks on and collects the results of asynchronous AI generation jobs (video, image, audio) at "
@@ -41,39 +41,37 @@ async def open_service(
 ) -> AsyncIterator[GenerationService]:
     """A ready `GenerationService` with its HTTP clients, closed on exit. Shared by the server and the CLI.
 
-    One client, and so one connection pool, per provider (see `GenerationService`). A `transport` given here
-    (the in-process emulators) is shared by them all; it keeps no pool.
+    Each provider's requests go through `Lanes` of clients that hold one connection each, kept alive. A
+    `transport` given here (the in-process emulators) is shared by them all; it keeps no connections.
     """
     adapters = adapters_from_env(settings.provider_env, redactor)
-    # Room for every request the service lets out at once, all kept alive: httpcore closes an idle connection
-    # whenever it holds more than the keep-alive number, which under load means a new connection per request.
-    limits = httpx.Limits(
-        max_connections=MAX_IN_FLIGHT_PER_PROVIDER, max_keepalive_connections=MAX_IN_FLIGHT_PER_PROVIDER
-    )
-    # Loading the CA bundle takes about 18 ms of start-up; each client would load its own.
+    one_connection = httpx.Limits(max_connections=1, max_keepalive_connections=1)
+    # Loading the CA bundle takes about 18 ms; every client would load its own.
     verify = httpx.create_ssl_context() if transport is None else True
-    async with AsyncExitStack() as stack:
-        clients: dict[str, httpx.AsyncClient] = {}
-        for adapter in adapters.values():
-            clients[adapter.id] = await stack.enter_async_context(
-                httpx.AsyncClient(
-                    transport=transport,
-                    verify=verify,
-                    timeout=settings.request_timeout_s,
-                    follow_redirects=False,
-                    limits=limits,
-                    headers={"User-Agent": f"genresult-mcp/{__version__}"},
-                )
-            )
-        yield GenerationService(
-            adapters,
-            clients,
-            redactor=redactor,
-            clock=clock,
-            policy=policy or settings.poll_policy(),
-            max_wait_s=settings.max_wait_s,
-            request_timeout_s=settings.request_timeout_s,
+
+    def open_client() -> httpx.AsyncClient:
+        return httpx.AsyncClient(
+            transport=transport,
+            verify=verify,
+            timeout=settings.request_timeout_s,
+            follow_redirects=False,
+            limits=one_connection,
+            headers={"User-Agent": f"genresult-mcp/{__version__}"},
         )
+
+    service = GenerationService(
+        adapters,
+        open_client,
+        redactor=redactor,
+        clock=clock,
+        policy=policy or settings.poll_policy(),
+        max_wait_s=settings.max_wait_s,
+        request_timeout_s=settings.request_timeout_s,
+    )
+    try:
+        yield service
+    finally:
+        await service.aclose()
 
 
 def build_server(
