@@ -119,11 +119,18 @@ def test_is_success_false_without_any_error_is_not_taken_for_a_failure() -> None
 
 
 @pytest.mark.parametrize("word", ["CANCELLED", "canceled"])
-def test_a_canceled_word_is_canceled_and_says_why_it_is_over(word: str) -> None:
+def test_a_canceled_word_is_canceled_and_without_the_providers_words_has_no_error(word: str) -> None:
     state = parse(envelope({"is_success": False, "data": task(word)}))
 
+    assert (state.status, state.provider_status, state.error) == ("canceled", word, None)
+
+
+def test_a_canceled_job_with_the_providers_words_carries_them() -> None:
+    state = parse(envelope({"is_success": False, "data": task("CANCELED")}, errors=["Canceled by the user."]))
+
     assert state.status == "canceled"
-    assert state.error is not None and state.error.code == word.upper() and word in state.error.message
+    assert state.error is not None
+    assert (state.error.code, state.error.message) == ("CANCELED", "Canceled by the user.")
 
 
 def test_a_completed_job_without_a_percent_is_at_100_and_without_a_url_has_no_outputs() -> None:

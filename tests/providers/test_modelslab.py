@@ -147,10 +147,10 @@ def test_a_long_message_is_cut_only_after_the_key_is_redacted() -> None:
     assert KEY[:6] not in state.error.message
 
 
-def test_a_failure_without_a_reason_still_says_what_happened() -> None:
-    state = adapter().parse(reply({"status": "error"}))
-    assert state.error is not None
-    assert "'error'" in state.error.message
+@pytest.mark.parametrize("body", [{"status": "error"}, {"status": "failed", "message": ""}])
+def test_a_failure_without_a_reason_is_failed_with_no_invented_error(body: dict[str, Any]) -> None:
+    state = adapter().parse(reply(body))
+    assert (state.status, state.provider_status, state.error) == ("failed", body["status"], None)
 
 
 def test_a_validation_error_object_is_kept_as_compact_json() -> None:

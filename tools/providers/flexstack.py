@@ -170,10 +170,9 @@ class Flexstack(Adapter):
             # The envelope reports an error whatever the word says: the body decides, not the word alone.
             status = "failed"
         error = None
-        if status in ("failed", "canceled"):
+        if status in ("failed", "canceled") and said:
             code = envelope.error_code() or (task.status.upper() if worded == status else "FAILED")
-            words = said or f"The task is {task.status}."
-            error = JobError(code=code, message=self.redact(words[:_MAX_MESSAGE_CHARS]))
+            error = JobError(code=code, message=self.redact(said[:_MAX_MESSAGE_CHARS]))
         progress = task.percent
         if status == "succeeded" and progress is None:
             progress = 100.0

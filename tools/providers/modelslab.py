@@ -208,10 +208,7 @@ class ModelsLab(KeyedAdapter):
             return JobState(
                 status="failed",
                 provider_status=fetch.status,
-                error=JobError(
-                    code=fetch.status,
-                    message=said or f"ModelsLab reported the generation as {fetch.status!r} without a reason.",
-                ),
+                error=JobError(code=fetch.status, message=said) if said else None,
             )
         if status == "succeeded":
             urls = fetch.output or fetch.proxy_links or fetch.future_links

@@ -134,13 +134,11 @@ class SkillsVideo(KeyedAdapter):
             raise ProviderProtocolError(f"skills.video answered HTTP {reply.status_code} without a status.{said}")
         status = normalize_status(gen.status, STATUS_WORDS)
         error = None
-        if status in ("failed", "canceled"):
-            error = JobError(
-                code=self.redact(gen.code or gen.status.upper()),
-                message=self.redact(
-                    gen.message or f"skills.video reports the generation {gen.status} without a reason."
-                ),
-            )
+        if status in ("failed", "canceled") and (gen.code or gen.message):
+            code = self.redact(gen.code or gen.status.upper())
+            # A code alone still reads as a sentence: VIDEO_GENERATION_TIMEOUT -> "Video generation timeout."
+            message = self.redact(gen.message) if gen.message else f"{code.replace('_', ' ').capitalize()}."
+            error = JobError(code=code, message=message)
         credits = gen.usage.credits if gen.usage is not None else None
         succeeded = status == "succeeded"
         return JobState(

@@ -119,12 +119,9 @@ class TensorPix(KeyedAdapter):
             # A null `file` means the video is not stored yet; another read will bring it.
             status = "running"
         error = None
-        if status in ("failed", "canceled"):
-            word = job.status.strip()
-            error = JobError(
-                code=word.upper(),
-                message=self.redact(job.reason() or f"TensorPix reports the job as {word}, without a reason."),
-            )
+        reason = job.reason() if status in ("failed", "canceled") else None
+        if reason:
+            error = JobError(code=job.status.strip().upper(), message=self.redact(reason))
         progress = job.progress
         if progress is not None:
             progress = min(100.0, max(0.0, progress))
