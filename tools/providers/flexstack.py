@@ -39,7 +39,7 @@ _MAX_MESSAGE_CHARS = 300
 
 
 class _Wire(BaseModel):
-    model_config = ConfigDict(extra="ignore")
+    model_config = ConfigDict(extra="ignore", defer_build=True)
 
 
 class _ErrorItem(_Wire):

@@ -104,7 +104,7 @@ _Number = Annotated[float | None, BeforeValidator(_number)]
 
 
 class _Wire(BaseModel):
-    model_config = ConfigDict(extra="ignore")
+    model_config = ConfigDict(extra="ignore", defer_build=True)
 
 
 class _Meta(_Wire):

@@ -51,7 +51,7 @@ _Int = Annotated[int | None, BeforeValidator(_whole_or_none)]
 
 
 class _Wire(BaseModel):
-    model_config = ConfigDict(extra="ignore")
+    model_config = ConfigDict(extra="ignore", defer_build=True)
 
 
 class _Media(_Wire):

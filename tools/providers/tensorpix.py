@@ -40,7 +40,7 @@ STATUS_WORDS: Mapping[str, Status] = {"in_queue": "queued"}
 
 
 class _Wire(BaseModel):
-    model_config = ConfigDict(extra="ignore")
+    model_config = ConfigDict(extra="ignore", defer_build=True)
 
 
 class _GeneratedVideo(_Wire):
