@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import sys
 from collections.abc import AsyncIterator
@@ -46,13 +47,14 @@ async def open_service(
     """
     adapters = adapters_from_env(settings.provider_env, redactor)
     one_connection = httpx.Limits(max_connections=1, max_keepalive_connections=1)
-    # Loading the CA bundle takes about 18 ms; every client would load its own.
-    verify = httpx.create_ssl_context() if transport is None else True
+    # Loading the CA bundle takes about 18 ms, and every client would load its own: one context for all,
+    # made at the first provider request rather than at start-up, where it would delay the first answer.
+    ssl_context = functools.cache(httpx.create_ssl_context)
 
     def open_client() -> httpx.AsyncClient:
         return httpx.AsyncClient(
             transport=transport,
-            verify=verify,
+            verify=True if transport is not None else ssl_context(),
             timeout=settings.request_timeout_s,
             follow_redirects=False,
             limits=one_connection,
