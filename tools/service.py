@@ -210,10 +210,15 @@ class GenerationService:
         except _BodyTooLarge:
             raise _too_large(adapter) from None
         except (httpx.TimeoutException, TimeoutError):
-            raise ProviderUnavailable(f"{adapter.display_name} did not answer within {timeout_s:.3g}s.") from None
+            raise ProviderUnavailable(
+                f"{adapter.display_name} did not answer within {timeout_s:.3g}s. Try again shortly."
+            ) from None
         except httpx.TransportError as exc:
             reason = self.redact(str(exc)) or type(exc).__name__
-            raise ProviderUnavailable(f"Could not reach {adapter.display_name}: {reason}.") from None
+            raise ProviderUnavailable(
+                f"Could not reach {adapter.display_name}: {reason}. Check the network and "
+                f"{adapter.base_url_env} (unset means the provider's public API), then try again."
+            ) from None
         except httpx.DecodingError:
             raise ProviderProtocolError(
                 f"{adapter.display_name} sent a body that does not decode as its Content-Encoding says."

@@ -86,6 +86,8 @@ async def test_each_fault_gives_the_right_answer_in_time_and_the_next_call_is_no
         assert error_code(faulted) == code, text_of(faulted)
         if status is not None:
             assert result_of(faulted).status == status
+        if code == "provider_unavailable":
+            assert "try again" in text_of(faulted).lower(), "says what to do"
         if case.faults[0].retry_after is not None:
             assert f"It asked for {case.faults[0].retry_after:g} s" in text_of(faulted)
         assert counting.body_bytes <= MAX_BODY_BYTES + ONE_READ
@@ -129,6 +131,10 @@ async def test_connection_refused_is_unavailable_and_the_provider_is_used_again_
             waited = await client.call_tool("wait_for_generation", {**args, "timeout_s": 5})
         assert error_code(refused) == "provider_unavailable", text_of(refused)
         assert error_code(waited) == "provider_unavailable", text_of(waited)
+        # Both say what to do: where the address comes from, and to try again.
+        base_url_env = f"{provider.upper()}_BASE_URL"
+        assert base_url_env in text_of(refused) and "try again" in text_of(refused), text_of(refused)
+        assert base_url_env in text_of(waited), text_of(waited)
         assert clock.monotonic() == pytest.approx(5, abs=1), "the wait kept trying until its deadline"
         with serving(sandbox.app, closed), anyio.fail_after(REQUEST_TIMEOUT_S + SLACK_S):
             back = await client.call_tool("get_generation_result", args)
