@@ -69,6 +69,15 @@ class AuthenticationFailed(ProviderRejected):
 class ProviderProtocolError(ProviderRejected):
     code = "provider_protocol_error"
 
+    # What to do, for the many ways an answer can be unreadable; a message with its own advice keeps it.
+    ADVICE = (
+        "Retrying will not help: check that the provider's *_BASE_URL setting points at its API (unset means "
+        "its public API); if it does, the provider has changed its answer and genresult-mcp needs an update."
+    )
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message if "Check " in message else f"{message} {self.ADVICE}")
+
 
 class ProviderUnavailable(GenResultError):
     """No usable answer: network trouble, timeout, 5xx or 429. Worth trying again later.

@@ -88,6 +88,8 @@ async def test_each_fault_gives_the_right_answer_in_time_and_the_next_call_is_no
             assert result_of(faulted).status == status
         if code == "provider_unavailable":
             assert "try again" in text_of(faulted).lower(), "says what to do"
+        if code == "provider_protocol_error":
+            assert "_BASE_URL" in text_of(faulted), "says what to do"
         if case.faults[0].retry_after is not None:
             assert f"It asked for {case.faults[0].retry_after:g} s" in text_of(faulted)
         assert counting.body_bytes <= MAX_BODY_BYTES + ONE_READ
