@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import logging
 import math
+import zlib
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
+from email.utils import format_datetime
 
 import anyio
 import httpx
@@ -15,7 +17,7 @@ from tools.errors import InvalidArgument, ProviderProtocolError, ProviderUnavail
 from tools.polling import PollPolicy, ProgressReporter, WaitMemory, wait_until_done
 from tools.providers.base import MAX_BODY_BYTES, Adapter, Reply
 from tools.redact import Redactor
-from tools.result import GenerationResult, JobState
+from tools.result import GenerationResult, JobError, JobState
 
 logger = logging.getLogger(__name__)
 
@@ -28,6 +30,10 @@ DEFAULT_REQUEST_TIMEOUT_S = 20.0
 # burst of checks (a thousand waits starting together) queue inside it costs more CPU than the checks and
 # can stall the process until waits time out (`python -m bench`, concurrency).
 MAX_IN_FLIGHT_PER_PROVIDER = 16
+
+# The content codings we ask for: a job answer is small, and these two unpack in the standard library under
+# a bound (`_Inflater`). httpx would otherwise also offer br and zstd wherever their packages are installed.
+ACCEPT_ENCODING = "gzip, deflate"
 
 
 class Lanes:
@@ -158,7 +164,7 @@ class GenerationService:
             poll_interval_s=poll_interval_s,
             report=report,
             memory=self.memory,
-            key=(adapter.id, task_id),
+            key=(adapter.id, wire_id),
         )
         if outcome.note:
             notes.append(outcome.note)
@@ -186,7 +192,7 @@ class GenerationService:
         return timeout_s, None
 
     async def _read(self, adapter: Adapter, task_id: str, timeout_s: float) -> JobState:
-        return read_reply(adapter, await self._fetch(adapter, task_id, timeout_s))
+        return read_reply(adapter, await self._fetch(adapter, task_id, timeout_s), self.redact)
 
     async def _fetch(self, adapter: Adapter, task_id: str, timeout_s: float) -> Reply:
         auth = adapter.auth()
@@ -204,7 +210,7 @@ class GenerationService:
                         follow_redirects=False,
                     )
                     try:
-                        body = await _read_capped(response, adapter)
+                        body = await response.aread()
                     finally:
                         await response.aclose()
         except _BodyTooLarge:
@@ -224,10 +230,21 @@ class GenerationService:
                 f"{adapter.display_name} sent a body that does not decode as its Content-Encoding says."
             ) from None
         logger.debug("%s %s -> HTTP %s, %d bytes", adapter.id, task_id, response.status_code, len(body))
-        return Reply(response.status_code, body, {k.lower(): v for k, v in response.headers.items()})
+        return Reply(response.status_code, body, self._headers(response))
+
+    def _headers(self, response: httpx.Response) -> dict[str, str]:
+        """The reply's headers, the first value of each: httpx joins repeats with ", ", which no date survives.
+
+        A reply without a `Date` gets our clock's, so a Retry-After given as a date can still be read.
+        """
+        headers: dict[str, str] = {}
+        for name, value in response.headers.multi_items():
+            headers.setdefault(name.lower(), value)
+        headers.setdefault("date", format_datetime(self.clock.now(), usegmt=True))
+        return headers
 
 
-def read_reply(adapter: Adapter, reply: Reply) -> JobState:
+def read_reply(adapter: Adapter, reply: Reply, redact: Redactor) -> JobState:
     """A provider's reply to the job's state, or the tool error it means: what every check does after sending."""
     adapter.common_errors(reply, adapter.error_message(reply))
     try:
@@ -236,40 +253,53 @@ def read_reply(adapter: Adapter, reply: Reply) -> JobState:
         # JSON integers have no size limit: one past a float's range overflows wherever it is turned into a
         # float or divided, and pydantic does not make that a ValidationError.
         raise ProviderProtocolError(f"{adapter.display_name} answered a number too large to read.") from None
-    return _finite(state)
+    return _clean(state, redact)
 
 
-def _finite(state: JobState) -> JobState:
-    """The state without NaN or infinities, which strict JSON cannot carry.
+def _clean(state: JobState, redact: Redactor) -> JobState:
+    """The state as it may leave the server: every provider string cleaned of secrets, every number finite.
 
-    Python's JSON parser takes `NaN` and `Infinity` from a sloppy provider, a huge value may overflow to
-    infinity, and dividing by a tiny frame rate does too; a number that is not one is dropped, like a
-    missing field, rather than sinking the whole answer.
+    Done here, once, for every adapter: a provider can echo a key in any field (a pre-signed URL signed with
+    it, a status word, an error code), and an adapter that forgot one field would leak it. Python's JSON
+    parser takes `NaN` and `Infinity` from a sloppy provider, a huge value may overflow to infinity, and
+    dividing by a tiny frame rate does too; strict JSON carries none of them, so such a number is dropped,
+    like a missing field, rather than sinking the whole answer.
     """
 
     def number(value: float | None) -> float | None:
         return value if value is None or math.isfinite(value) else None
 
+    def text(value: str | None) -> str | None:
+        return value if value is None else redact(value)
+
     outputs = tuple(
-        output.model_copy(update={"fps": number(output.fps), "duration_s": number(output.duration_s)})
+        output.model_copy(
+            update={
+                "url": redact(output.url),
+                "thumbnail_url": text(output.thumbnail_url),
+                "mime_type": text(output.mime_type),
+                "fps": number(output.fps),
+                "duration_s": number(output.duration_s),
+            }
+        )
         for output in state.outputs
     )
+    error = state.error
+    if error is not None:
+        error = JobError(code=redact(error.code), message=redact(error.message))
     cost = state.cost if state.cost is None or math.isfinite(state.cost.amount) else None
+    if cost is not None:
+        cost = cost.model_copy(update={"unit": redact(cost.unit)})
     return state.model_copy(
-        update={"progress": number(state.progress), "eta_s": number(state.eta_s), "outputs": outputs, "cost": cost}
+        update={
+            "provider_status": redact(state.provider_status),
+            "progress": number(state.progress),
+            "eta_s": number(state.eta_s),
+            "outputs": outputs,
+            "error": error,
+            "cost": cost,
+        }
     )
-
-
-async def _read_capped(response: httpx.Response, adapter: Adapter) -> bytes:
-    """The decoded body, up to the cap: a small compressed answer may still unpack into a huge one."""
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in response.aiter_bytes():
-        size += len(chunk)
-        if size > MAX_BODY_BYTES:
-            raise _too_large(adapter)
-        chunks.append(chunk)
-    return b"".join(chunks)
 
 
 def _too_large(adapter: Adapter) -> ProviderProtocolError:
@@ -280,30 +310,91 @@ def _too_large(adapter: Adapter) -> ProviderProtocolError:
 
 
 class _BodyTooLarge(Exception):
-    """A body passed the cap on the wire; `_fetch` turns it into the provider's protocol error."""
+    """A body passed the cap, on the wire or unpacked; `_fetch` turns it into the provider's protocol error."""
 
 
 async def _cap_body(response: httpx.Response) -> None:
-    """Response hook: refuse a body announced over the cap unread, and stop any other one at the cap."""
+    """Response hook: refuse a body announced over the cap unread, and stop any other one at the cap.
+
+    The cap holds for the unpacked body too. httpx would unpack a compressed body a whole network read at a
+    time with no limit (64 KiB of gzip can unpack to 64 MB before any check sees it), so the decoding moves
+    here, bounded, and httpx is told the body is plain.
+    """
     declared = response.headers.get("content-length", "")
     if declared.isascii() and declared.isdigit() and int(declared) > MAX_BODY_BYTES:
         await response.aclose()
         raise _BodyTooLarge
+    codings = [
+        coding
+        for value in response.headers.get_list("content-encoding", split_commas=True)
+        if (coding := value.strip().lower()) not in ("", "identity")
+    ]
     if isinstance(response.stream, httpx.AsyncByteStream):
-        response.stream = _CappedStream(response.stream)
+        # Codings are listed in the order they were applied, so they come off in reverse.
+        response.stream = _CappedStream(response.stream, [_Inflater(coding) for coding in reversed(codings)])
+        response.headers.pop("content-encoding", None)
+
+
+class _Inflater:
+    """One content coding undone, never unpacking more than it is allowed to."""
+
+    def __init__(self, coding: str) -> None:
+        if coding in ("gzip", "x-gzip"):
+            self._inflate = zlib.decompressobj(zlib.MAX_WBITS | 16)
+        elif coding == "deflate":
+            self._inflate = zlib.decompressobj()
+        else:
+            # We ask for gzip and deflate only (ACCEPT_ENCODING); anything else was not asked for.
+            raise httpx.DecodingError(f"a body in the content coding {coding[:20]!r}, which was not asked for")
+        self._coding = coding
+        self._started = False
+
+    def inflate(self, data: bytes, room: int) -> bytes:
+        try:
+            out = self._inflate.decompress(data, room + 1)
+        except zlib.error:
+            if self._coding != "deflate" or self._started:
+                raise httpx.DecodingError("a body that does not decode as its Content-Encoding says") from None
+            # Servers disagree on "deflate": zlib-wrapped, as the RFC says, or raw; httpx reads both.
+            self._inflate = zlib.decompressobj(-zlib.MAX_WBITS)
+            self._started = True
+            return self.inflate(data, room)
+        self._started = True
+        if len(out) > room or self._inflate.unconsumed_tail:
+            raise _BodyTooLarge
+        return out
+
+    def finish(self) -> bytes:
+        return self._inflate.flush()
 
 
 class _CappedStream(httpx.AsyncByteStream):
-    def __init__(self, inner: httpx.AsyncByteStream) -> None:
+    def __init__(self, inner: httpx.AsyncByteStream, inflaters: list[_Inflater]) -> None:
         self._inner = inner
+        self._inflaters = inflaters
 
     async def __aiter__(self) -> AsyncIterator[bytes]:
-        size = 0
+        wire = unpacked = 0
         async for chunk in self._inner:
-            size += len(chunk)
-            if size > MAX_BODY_BYTES:
+            wire += len(chunk)
+            if wire > MAX_BODY_BYTES:
                 raise _BodyTooLarge
-            yield chunk
+            chunk = self._through(chunk, 0, MAX_BODY_BYTES - unpacked)
+            unpacked += len(chunk)
+            if chunk:
+                yield chunk
+        for index, inflater in enumerate(self._inflaters):
+            tail = self._through(inflater.finish(), index + 1, MAX_BODY_BYTES - unpacked)
+            unpacked += len(tail)
+            if unpacked > MAX_BODY_BYTES:
+                raise _BodyTooLarge
+            if tail:
+                yield tail
+
+    def _through(self, data: bytes, first: int, room: int) -> bytes:
+        for inflater in self._inflaters[first:]:
+            data = inflater.inflate(data, room)
+        return data
 
     async def aclose(self) -> None:
         await self._inner.aclose()

@@ -38,6 +38,9 @@ MAX_BODY_BYTES = 1 << 20
 
 MAX_TASK_ID_LEN = 256
 
+# A Retry-After beyond this is not read: it is garbage (or an overflow), not a pause to honour.
+MAX_RETRY_AFTER_S = 86_400.0
+
 # Letters, digits and a few separators that cannot change a URL's path, query or host.
 SAFE_TASK_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._~:-]*")
 
@@ -137,21 +140,25 @@ def retry_after_seconds(value: str | None, date: str | None = None) -> float | N
     """Retry-After as seconds: delta-seconds, or an HTTP date (RFC 9110 §10.2.3).
 
     A date is measured against the reply's own `Date` header, which keeps this a function of the reply
-    (and immune to our clock disagreeing with theirs); without one, a date cannot be read.
+    (and immune to our clock disagreeing with theirs); the service stamps a reply that came without one
+    with its own clock's time. A value that cannot be read, or asks for more than a day, is None.
     """
     if not value:
         return None
     value = value.strip()
     if value.isascii() and value.isdigit():
-        return float(value)
+        # A 400-digit header is a float's infinity; nothing past a day is a wait anyone means.
+        seconds = float(value)
+        return seconds if seconds <= MAX_RETRY_AFTER_S else None
     try:
         when = parsedate_to_datetime(value)
         sent = parsedate_to_datetime(date) if date else None
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         return None
     if sent is None or when.tzinfo is None or sent.tzinfo is None:
         return None
-    return max(0.0, (when - sent).total_seconds())
+    seconds = max(0.0, (when - sent).total_seconds())
+    return seconds if seconds <= MAX_RETRY_AFTER_S else None
 
 
 class Adapter(ABC):
@@ -286,7 +293,10 @@ def check_task_id(task_id: str, pattern: re.Pattern[str], described: str) -> str
     if not task_id or not task_id.strip():
         raise InvalidTaskId("The task id is empty: pass the id the provider returned when the job started.")
     if len(task_id) > MAX_TASK_ID_LEN:
-        raise InvalidTaskId(f"The task id is {len(task_id)} characters; at most {MAX_TASK_ID_LEN} are accepted.")
+        raise InvalidTaskId(
+            f"The task id is {len(task_id)} characters; at most {MAX_TASK_ID_LEN} are accepted. "
+            "Pass the id exactly as the provider returned it."
+        )
     if not pattern.fullmatch(task_id):
         raise InvalidTaskId(
             f"The task id {task_id[:64]!r} has characters this provider's ids never have (allowed: {described}). "
@@ -296,5 +306,12 @@ def check_task_id(task_id: str, pattern: re.Pattern[str], described: str) -> str
 
 
 def env_value(env: Mapping[str, str], name: str) -> str | None:
+    """A setting's value; unset, blank, or still a `<placeholder>` (as in the shipped mcp.json) is None.
+
+    A placeholder left in a client's config is a provider the user did not set up: it should answer
+    `provider_not_configured`, not send the placeholder as a key and report the key rejected.
+    """
     value = env.get(name, "").strip()
+    if value.startswith("<") and value.endswith(">"):
+        return None
     return value or None
