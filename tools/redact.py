@@ -12,16 +12,20 @@ import re
 
 REDACTED = "[redacted]"
 
+logger = logging.getLogger(__name__)
+
 # Shorter values are too likely to be ordinary words or digits, and redacting them would garble text.
 _MIN_SECRET_LEN = 4
 
 
 class Redactor:
-    """Replaces every registered secret with `[redacted]`, however it is spelled.
+    r"""Replaces every registered secret with `[redacted]`, however it is spelled.
 
-    Providers echo keys back raw, and URLs carry them percent-encoded by whichever rule the sender used
-    (`/` kept or not, `+` or `%20` for a space, hex digits in either case). So each character of a secret
-    matches itself or any percent-encoding of its UTF-8 bytes, and one pattern finds every mix.
+    Providers echo keys back raw, URLs carry them percent-encoded by whichever rule the sender used (`/`
+    kept or not, `+` or `%20` for a space, hex digits in either case), and JSON text carries them escaped
+    (`\u00e9`, `\"`, `\/`, as a serializer that keeps to ASCII writes them). So each character of a secret
+    matches itself, any percent-encoding of its UTF-8 bytes, or its JSON escapes, and one pattern finds
+    every mix.
     """
 
     def __init__(self, secrets: list[str | None] | None = None) -> None:
@@ -31,7 +35,15 @@ class Redactor:
             self.add(secret)
 
     def add(self, secret: str | None) -> None:
-        if not secret or len(secret) < _MIN_SECRET_LEN or secret in self._secrets:
+        if not secret or secret in self._secrets:
+            return
+        if len(secret) < _MIN_SECRET_LEN:
+            logger.warning(
+                "A credential of %d characters cannot be kept out of the output: it would garble ordinary "
+                "text. Use one of at least %d characters.",
+                len(secret),
+                _MIN_SECRET_LEN,
+            )
             return
         self._secrets.add(secret)
         # Longest first, so a secret that contains another is removed whole, not leaving its tail behind.
@@ -53,10 +65,35 @@ def _spelled_any_way(secret: str) -> str:
 
 def _char_any_way(char: str) -> str:
     encoded = "".join(f"%{byte:02X}" for byte in char.encode("utf-8", "surrogatepass"))
-    forms = [re.escape(char), "".join(f"[{c}{c.lower()}]" if c.isalpha() else re.escape(c) for c in encoded)]
+    forms = [re.escape(char), _any_case(encoded)]
     if char == " ":
         forms.append(r"\+")
+    if char in _JSON_SHORT_ESCAPES:
+        forms.append(re.escape(_JSON_SHORT_ESCAPES[char]))
+    if char in _JSON_SHORT_ESCAPES or not " " <= char <= "~" or char in "<>&'":
+        # `\uXXXX`, as UTF-16 code units: what JSON writers emit for non-ASCII and control characters, and
+        # some (Go's, PHP's with flags) for the HTML-sensitive ones.
+        units = char.encode("utf-16-be", "surrogatepass")
+        escaped = "".join(f"\\u{units[i]:02x}{units[i + 1]:02x}" for i in range(0, len(units), 2))
+        forms.append(_any_case(escaped))
     return "(?:" + "|".join(forms) + ")"
+
+
+_JSON_SHORT_ESCAPES = {
+    '"': '\\"',
+    "\\": "\\\\",
+    "/": "\\/",
+    "\b": "\\b",
+    "\f": "\\f",
+    "\n": "\\n",
+    "\r": "\\r",
+    "\t": "\\t",
+}
+
+
+def _any_case(text: str) -> str:
+    """A pattern for `text` with its letters in either case (hex digits in escapes come both ways)."""
+    return "".join(f"[{c.upper()}{c.lower()}]" if c.isalpha() else re.escape(c) for c in text)
 
 
 class RedactingFilter(logging.Filter):

@@ -1,11 +1,14 @@
-"""The redactor finds a secret however a provider or a URL spelled it: raw, or percent-encoded any way."""
+"""The redactor finds a secret however a provider or a URL spelled it: raw, percent-encoded any way, or
+escaped inside JSON text."""
 
 from __future__ import annotations
 
+import json
 import logging
 import sys
 from urllib.parse import quote
 
+import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
@@ -34,9 +37,34 @@ def test_the_longest_of_two_overlapping_secrets_wins_so_no_tail_is_left_behind()
     assert redact("token abcd1234-refresh-5678 and abcd1234") == f"token {REDACTED} and {REDACTED}"
 
 
-def test_values_too_short_to_be_secrets_are_not_registered() -> None:
-    redact = Redactor(["abc", None, ""])
+def test_values_too_short_to_be_secrets_are_not_registered_and_the_user_is_told(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    with caplog.at_level(logging.WARNING, logger="tools.redact"):
+        redact = Redactor(["abc", None, ""])
     assert redact("abc abc") == "abc abc"
+    # The warning names the length, never the value.
+    assert [record.getMessage() for record in caplog.records] == [
+        "A credential of 3 characters cannot be kept out of the output: it would garble ordinary text. "
+        "Use one of at least 4 characters."
+    ]
+
+
+def json_spellings(secret: str) -> list[str]:
+    """The secret as JSON writers put it inside a string: ASCII-only or not, `/` escaped or not."""
+    ascii_only = json.dumps(secret)[1:-1]
+    return [ascii_only, json.dumps(secret, ensure_ascii=False)[1:-1], ascii_only.replace("/", "\\/")]
+
+
+def test_a_secret_inside_json_text_is_redacted_however_the_writer_escaped_it() -> None:
+    # A provider's message can carry an echoed key inside JSON it serialized itself (a validation error as
+    # an object), so the key reaches us as `\u00e9`, `\"` and `\/` rather than as itself.
+    secret = 'mlkey-é"q\\r/s-0123456789'
+    redact = Redactor([secret])
+    for spelled in json_spellings(secret):
+        assert spelled != secret
+        cleaned = redact(f'{{"message":{{"key":["The key {spelled} is invalid"]}}}}')
+        assert cleaned == f'{{"message":{{"key":["The key {REDACTED} is invalid"]}}}}', spelled
 
 
 def test_log_records_are_cleaned_args_and_tracebacks_included() -> None:
@@ -63,6 +91,18 @@ def test_no_spelling_of_any_secret_survives_whatever_surrounds_it(
     # A secret that could be spelled with the marker's own characters would be found again in the marker.
     assume("[" not in secret and "]" not in secret and secret not in REDACTED)
     spelled = spellings(secret)[which]
+    cleaned = Redactor([secret])(before + spelled + after)
+    assert spelled not in cleaned
+    assert secret not in cleaned
+
+
+@settings(max_examples=300, deadline=None)
+@given(secret=secrets, before=noise, after=noise, which=st.integers(0, 2))
+def test_no_json_spelling_of_any_secret_survives_whatever_surrounds_it(
+    secret: str, before: str, after: str, which: int
+) -> None:
+    assume("[" not in secret and "]" not in secret and secret not in REDACTED)
+    spelled = json_spellings(secret)[which]
     cleaned = Redactor([secret])(before + spelled + after)
     assert spelled not in cleaned
     assert secret not in cleaned
