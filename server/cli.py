@@ -42,8 +42,13 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"genresult-mcp {__version__}")
     sandbox_flag = argparse.ArgumentParser(add_help=False)
+    # SUPPRESS: a subcommand that is not given the flag leaves the top-level one alone, so
+    # `genresult-mcp --sandbox get ...` and `genresult-mcp get ... --sandbox` mean the same.
     sandbox_flag.add_argument(
-        "--sandbox", action="store_true", help="use the built-in provider emulators instead of the real APIs"
+        "--sandbox",
+        action="store_true",
+        default=argparse.SUPPRESS,
+        help="use the built-in provider emulators instead of the real APIs",
     )
     parser.add_argument("--sandbox", action="store_true", help=argparse.SUPPRESS)
     commands = parser.add_subparsers(dest="command")
@@ -170,7 +175,7 @@ async def _check(args: argparse.Namespace, settings: Settings, redactor: Redacto
             else:
                 result = await service.wait(args.provider, args.task_id, args.timeout, args.interval, report)
         except GenResultError as exc:
-            sys.stderr.write(f"genresult-mcp: {exc}\n")
+            sys.stderr.write(f"genresult-mcp: {redactor(str(exc))}\n")
             return EXIT_ERROR
     sys.stdout.write(result.compact_json() + "\n")
     return _exit_code(result)

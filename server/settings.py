@@ -6,6 +6,7 @@ import math
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from urllib.parse import urlsplit
 
 from tools.polling import PollPolicy
 from tools.providers import adapters_from_env
@@ -61,9 +62,17 @@ def _check_provider_settings(env: Mapping[str, str]) -> None:
     # Adapters read their own variables when the server starts serving; reading them once here too makes a
     # bad value (say MODELSLAB_ENDPOINT=v7) stop the process with its own sentence instead of a traceback.
     try:
-        adapters_from_env(env, Redactor())
+        adapters = adapters_from_env(env, Redactor())
     except ValueError as exc:
         raise SettingsError(str(exc)) from None
+    for adapter in adapters.values():
+        # Caught here rather than at the first request, where a wait would retry it until its deadline.
+        parts = urlsplit(adapter.base_url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise SettingsError(
+                f"{adapter.base_url_env}={adapter.base_url[:80]!r} is not an http(s) URL; write it in full, "
+                f"such as {adapter.default_base_url}, or unset it to use that."
+            )
 
 
 def _positive(env: Mapping[str, str], name: str, default: float) -> float:

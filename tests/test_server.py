@@ -72,6 +72,12 @@ async def test_an_unknown_provider_lists_the_known_ids(connect: Connect) -> None
     assert all(provider_id in text for provider_id in ADAPTERS)
 
 
+async def test_an_over_long_provider_id_is_unknown_provider_not_a_validation_error(connect: Connect) -> None:
+    text = await error_text(connect, "get_generation_result", {"provider": "p" * 500, "task_id": "x1"})
+    assert "unknown_provider" in text and "skillsvideo" in text
+    assert len(text) < 300
+
+
 @pytest.mark.parametrize("provider_id", sorted(ADAPTERS))
 async def test_a_provider_without_credentials_names_the_variable_to_set(connect: Connect, provider_id: str) -> None:
     valid_id = {"modelslab": "148", "tensorpix": "3c90c3cc-0d44-4b50-8888-8dd25736052a"}.get(provider_id, "gen_1")

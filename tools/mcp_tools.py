@@ -20,9 +20,9 @@ from tools.service import DEFAULT_WAIT_S, GenerationService
 
 READ_ONLY = ToolAnnotations(read_only_hint=True, idempotent_hint=True, open_world_hint=True)
 
-ProviderArg = Annotated[
-    str, Field(description="Provider id: flexstack, modelslab, tensorpix or skillsvideo.", max_length=64)
-]
+# No length limit here: an over-long id gets the service's own unknown_provider answer, which lists the
+# known ids, rather than the SDK's validation text.
+ProviderArg = Annotated[str, Field(description="Provider id: flexstack, modelslab, tensorpix or skillsvideo.")]
 TaskIdArg = Annotated[
     str,
     # ModelsLab's ids are integers, and agents copy them as JSON numbers: accept those as the id they spell.
@@ -41,6 +41,12 @@ def _service(ctx: Context[GenerationService, Any]) -> GenerationService:
     return ctx.request_context.lifespan_context
 
 
+def _tool_error(service: GenerationService, exc: GenResultError) -> ToolError:
+    # Messages are built from redacted parts already; this last pass also covers what the caller sent
+    # (a key pasted as a task id is quoted back in invalid_task_id).
+    return ToolError(service.redact(str(exc)))
+
+
 def register_tools(mcp: MCPServer[GenerationService]) -> None:
     @mcp.tool(annotations=READ_ONLY, title="Get generation result")
     async def get_generation_result(
@@ -52,10 +58,11 @@ def register_tools(mcp: MCPServer[GenerationService]) -> None:
         and ETA where the provider says them, the output URLs with their metadata once succeeded, or the
         failure reason. To wait for the job to finish, call wait_for_generation instead.
         """
+        service = _service(ctx)
         try:
-            return _answer(await _service(ctx).check(provider, task_id))
+            return _answer(await service.check(provider, task_id))
         except GenResultError as exc:
-            raise ToolError(str(exc)) from None
+            raise _tool_error(service, exc) from None
 
     @mcp.tool(annotations=READ_ONLY, title="Wait for generation")
     async def wait_for_generation(
@@ -84,7 +91,8 @@ def register_tools(mcp: MCPServer[GenerationService]) -> None:
         async def report(progress: float, total: float | None, message: str) -> None:
             await ctx.report_progress(progress, total, message)
 
+        service = _service(ctx)
         try:
-            return _answer(await _service(ctx).wait(provider, task_id, timeout_s, poll_interval_s, report))
+            return _answer(await service.wait(provider, task_id, timeout_s, poll_interval_s, report))
         except GenResultError as exc:
-            raise ToolError(str(exc)) from None
+            raise _tool_error(service, exc) from None
