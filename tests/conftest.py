@@ -5,12 +5,14 @@ Tests never read the developer's environment: settings come from the sandbox's o
 
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any
 
 import httpx
 import pytest
+from hypothesis import settings
 from mcp import Client
 from mcp.server.mcpserver import MCPServer
 
@@ -20,6 +22,12 @@ from server.settings import Settings
 from tools.clock import VirtualClock
 from tools.redact import Redactor
 from tools.service import GenerationService
+
+# The property tests draw the same examples on every run, so a run's verdict depends on the code alone;
+# HYPOTHESIS_PROFILE=explore draws new ones, for hunting bugs by hand.
+settings.register_profile("deterministic", derandomize=True, database=None)
+settings.register_profile("explore", derandomize=False)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "deterministic"))
 
 
 @pytest.fixture
