@@ -84,25 +84,14 @@ noise = st.text(max_size=30)
 
 
 @settings(max_examples=300, deadline=None)
-@given(secret=secrets, before=noise, after=noise, which=st.integers(0, 5))
+@given(secret=secrets, before=noise, after=noise, which=st.integers(0, 8))
 def test_no_spelling_of_any_secret_survives_whatever_surrounds_it(
     secret: str, before: str, after: str, which: int
 ) -> None:
     # A secret that could be spelled with the marker's own characters would be found again in the marker.
     assume("[" not in secret and "]" not in secret and secret not in REDACTED)
-    spelled = spellings(secret)[which]
+    spelled = [*spellings(secret), *json_spellings(secret)][which]
     cleaned = Redactor([secret])(before + spelled + after)
     assert spelled not in cleaned
     assert secret not in cleaned
 
-
-@settings(max_examples=300, deadline=None)
-@given(secret=secrets, before=noise, after=noise, which=st.integers(0, 2))
-def test_no_json_spelling_of_any_secret_survives_whatever_surrounds_it(
-    secret: str, before: str, after: str, which: int
-) -> None:
-    assume("[" not in secret and "]" not in secret and secret not in REDACTED)
-    spelled = json_spellings(secret)[which]
-    cleaned = Redactor([secret])(before + spelled + after)
-    assert spelled not in cleaned
-    assert secret not in cleaned
