@@ -12,7 +12,8 @@ could not be read.
 
 For tests: `expire_tokens()` ends the access tokens issued so far (the configured sandbox key stays valid),
 `token_lifetime_s` ends them on the clock, `echo_credentials` makes a 401 repeat the token it rejected (as
-some providers do), and `missing_task_status` chooses between a 404 and a 200 envelope for unknown tasks.
+some providers do), `missing_task_status` chooses between a 404 and a 200 envelope for unknown tasks, and
+`login_status` / `refresh_status` make every login or refresh answer that HTTP error.
 """
 
 from __future__ import annotations
@@ -59,6 +60,10 @@ class FlexstackEmulator(Emulator):
         self.token_lifetime_s: float | None = 3600.0
         self.echo_credentials = False
         self.missing_task_status = 404
+        self.login_status: int | None = None
+        """When set, every login answers this HTTP status with the error envelope (a 503: login in trouble)."""
+        self.refresh_status: int | None = None
+        """Likewise for every refresh."""
         self.access_tokens: dict[str, float] = {}
         """Live access tokens issued at run time, with the clock reading when each was issued."""
         self.refresh_tokens: set[str] = set()
@@ -98,12 +103,16 @@ class FlexstackEmulator(Emulator):
 
     async def login(self, request: Request) -> Response:
         await self.record(request)
+        if self.login_status is not None:
+            return JSONResponse(self.error_body(self.login_status, "Internal error"), self.login_status)
         if _basic_credentials(request.headers.get("authorization", "")) != (self.username, self.password):
             return JSONResponse(self.error_body(401, "Incorrect username or password."), 401)
         return JSONResponse(self._envelope(self._issue()))
 
     async def refresh(self, request: Request) -> Response:
         await self.record(request)
+        if self.refresh_status is not None:
+            return JSONResponse(self.error_body(self.refresh_status, "Internal error"), self.refresh_status)
         token = _refresh_token_field(await request.body(), request.headers.get("content-type", ""))
         if token is None or token not in self.refresh_tokens:
             return JSONResponse(self.error_body(401, "Invalid or expired refresh token."), 401)

@@ -8,16 +8,21 @@ Follows docs.skills.video as recorded in PROVIDERS.md §4:
   until `succeeded` and show zero usage until then, as the Veo 3.1 pages' examples do.
 - FAILED carries `code` and `message` (detail `code` and `message` override the defaults); CANCELED carries
   neither, since none is documented for it.
-- HTTP errors are `{"error", "code", "message"}` with the documented codes and messages.
+- HTTP errors are `{"error", "code", "message"}` with the documented codes and messages; a job's detail
+  `error_code` and `error_message` replace them in the error answers its faults produce (e.g. a 502
+  `VIDEO_GENERATION_FAILED`, a 504 `VIDEO_GENERATION_TIMEOUT`, a 400 `VIDEO_GENERATION_UNSUPPORTED_MODEL`,
+  or an `IMAGE_GENERATION_` family code).
 
 Assumptions [inf]: a video or audio result mirrors the documented image shape (`type`, `videos[]` plus
 `video` = the first, likewise `audios[]`/`audio`); detail `kind` picks `video` (default), `image` or `audio`.
-Outside the generation families (401, 403, 404, 500) error codes are not documented: plain words are used,
+Outside the generation families (401, 403, 404, 500, gateway 502/504) error codes are not documented: plain
+words are used,
 and the messages come from the page's table of status meanings. A failed job's usage is shown as zero.
 """
 
 from __future__ import annotations
 
+from contextvars import ContextVar
 from typing import Any
 
 from starlette.requests import Request
@@ -42,7 +47,10 @@ _PREDICTION = {
 }
 
 # HTTP status -> (`code`, legacy `error`, `message`). The generation-family rows follow the docs' table; its
-# examples show `error` equal to `code`, except for credits, where `error` is the bare sub-code.
+# examples show `error` equal to `code`, except for credits, where `error` is the bare sub-code. A 502 or 504
+# fault is gateway trouble by default, with no generation code: the documented `VIDEO_GENERATION_FAILED`
+# (502) and `VIDEO_GENERATION_TIMEOUT` (504) say the generation itself ended, which is a job's outcome, not a
+# fault, and come from a job's detail `error_code`.
 _ERRORS: dict[int, tuple[str, str, str]] = {
     400: ("VIDEO_GENERATION_INVALID_INPUT", "VIDEO_GENERATION_INVALID_INPUT", "Invalid request."),
     401: ("UNAUTHORIZED", "UNAUTHORIZED", "Authentication required or failed."),
@@ -52,16 +60,19 @@ _ERRORS: dict[int, tuple[str, str, str]] = {
     422: ("VIDEO_GENERATION_CONTENT_REJECTED", "VIDEO_GENERATION_CONTENT_REJECTED", "Validation error."),
     429: ("VIDEO_GENERATION_RATE_LIMITED", "VIDEO_GENERATION_RATE_LIMITED", "Rate limit exceeded. Please retry later."),
     500: ("INTERNAL_ERROR", "INTERNAL_ERROR", "Server error."),
-    502: ("VIDEO_GENERATION_FAILED", "VIDEO_GENERATION_FAILED", "Upstream generation failed."),
+    502: ("BAD_GATEWAY", "BAD_GATEWAY", "Bad gateway."),
     503: (
         "VIDEO_GENERATION_PROVIDER_UNAVAILABLE",
         "VIDEO_GENERATION_PROVIDER_UNAVAILABLE",
         "Upstream provider unavailable.",
     ),
-    504: ("VIDEO_GENERATION_TIMEOUT", "VIDEO_GENERATION_TIMEOUT", "Generation timed out."),
+    504: ("GATEWAY_TIMEOUT", "GATEWAY_TIMEOUT", "Gateway timeout."),
 }
 
 _CHARGE = 20
+
+# The job whose scripted fault is being answered, so that `error_body` can use its detail.
+_ANSWERING: ContextVar[Job | None] = ContextVar("skillsvideo_answering", default=None)
 
 
 class SkillsVideoEmulator(Emulator):
@@ -76,7 +87,20 @@ class SkillsVideoEmulator(Emulator):
 
     def error_body(self, status: int, message: str) -> Any:
         code, legacy, documented = _ERRORS.get(status, ("ERROR", "ERROR", message))
+        job = _ANSWERING.get()
+        if job is not None and "error_code" in job.detail:
+            code = legacy = job.detail["error_code"]
+        if job is not None and "error_message" in job.detail:
+            documented = job.detail["error_message"]
         return {"error": legacy, "code": code, "message": documented}
+
+    async def take_fault(self, job: Job) -> Response | None:
+        # The job's own error code and words, for the error answers its faults produce.
+        token = _ANSWERING.set(job)
+        try:
+            return await super().take_fault(job)
+        finally:
+            _ANSWERING.reset(token)
 
     async def get_generation(self, request: Request) -> Response:
         await self.record(request)

@@ -76,7 +76,9 @@ class ProviderProtocolError(ProviderRejected):
     )
 
     def __init__(self, message: str) -> None:
-        super().__init__(message if "Check " in message else f"{message} {self.ADVICE}")
+        # A copy of the error (copy.copy rebuilds it from its message) already carries the advice.
+        has_advice = "Check " in message or self.ADVICE in message
+        super().__init__(message if has_advice else f"{message} {self.ADVICE}")
 
 
 class ProviderUnavailable(GenResultError):

@@ -13,7 +13,7 @@ import uuid
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 from urllib.parse import quote, quote_plus
 
 import httpx
@@ -53,21 +53,29 @@ def new_task_id(provider: str) -> str:
     return _ID_MAKERS[provider](next(_serial))
 
 
+class Expected(NamedTuple):
+    """What `get_generation_result` must give: a tool error `code`, or (None) a result with `status`; a
+    `transient` answer must not end a wait."""
+
+    code: str | None
+    status: str | None = None
+    transient: bool = False
+
+
 @dataclass(frozen=True)
 class Case:
-    """One misbehaviour. `code` is the tool error `get_generation_result` must give (None: a result with
-    `status`); `transient` ones must not end a wait."""
+    """One misbehaviour, and what it must give (`Expected`), the same at every provider unless
+    `per_provider` says otherwise."""
 
     name: str
     faults: tuple[Fault, ...]
     code: str | None
     transient: bool = False
     status: str | None = None
-    per_provider: dict[str, tuple[str | None, str | None]] = field(default_factory=dict)
+    per_provider: dict[str, Expected] = field(default_factory=dict)
 
-    def expected(self, provider: str) -> tuple[str | None, str | None]:
-        """(tool error code, result status) for this provider."""
-        return self.per_provider.get(provider, (self.code, self.status))
+    def expected(self, provider: str) -> Expected:
+        return self.per_provider.get(provider, Expected(self.code, self.status, self.transient))
 
 
 UNAVAILABLE = "provider_unavailable"
@@ -94,10 +102,11 @@ CASES: list[Case] = [
         (Fault.error_in_ok("Internal error, try later"),),
         PROTOCOL,
         per_provider={
-            # The envelope's error with no task in it is how Flexstack says it has no such task.
-            "flexstack": ("task_not_found", None),
+            # An error envelope with no task whose words do not say the task is unknown: it may clear, so a
+            # wait keeps trying.
+            "flexstack": Expected(UNAVAILABLE, transient=True),
             # ModelsLab documents `{"status": "error", "message": ...}` as a failed job, whatever the HTTP code.
-            "modelslab": (None, "failed"),
+            "modelslab": Expected(None, "failed"),
         },
     ),
     # The matrix checks that no more than the cap (plus one socket read) was read off the wire.

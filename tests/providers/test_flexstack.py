@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 import logging
 from typing import Any
@@ -16,11 +17,19 @@ from sandbox import IN_PROCESS_ROOT, Fault, Sandbox, Timeline
 from sandbox.flexstack import FlexstackEmulator
 from tests.conftest import Connect
 from tools.clock import VirtualClock
-from tools.errors import AuthenticationFailed, ProviderProtocolError, ProviderUnavailable, TaskNotFound
+from tools.errors import (
+    AuthenticationFailed,
+    GenResultError,
+    ProviderProtocolError,
+    ProviderUnavailable,
+    TaskNotFound,
+)
+from tools.providers import adapters_from_env
 from tools.providers.base import Reply
 from tools.providers.flexstack import Flexstack, Session, basic_credentials
 from tools.redact import Redactor
 from tools.result import GenerationResult, JobState
+from tools.service import GenerationService
 
 KEY = "fs-live-access-token-abcdef0123456789"
 
@@ -150,13 +159,57 @@ def test_a_secret_echoed_in_a_failure_reason_is_redacted() -> None:
     "body",
     [
         envelope({"is_success": False, "data": None}, ["Task not found"], "Task not found", "failed"),
-        envelope({"is_success": False}, [], "", "failed"),
         envelope(None, ["no such task"], "", "failed"),
+        envelope(None, [{"code": 404, "message": "task_id not found"}], "", "failed"),
+        envelope(None, [], "The task does not exist.", "failed"),
+        envelope(None, ["Not found"], "", "failed"),
     ],
 )
-def test_an_error_envelope_without_any_task_means_there_is_no_such_task(body: bytes) -> None:
+def test_an_error_envelope_without_any_task_whose_words_say_so_means_there_is_no_such_task(body: bytes) -> None:
     with pytest.raises(TaskNotFound):
         parse(body)
+
+
+@pytest.mark.parametrize(
+    ("body", "words"),
+    [
+        (envelope({"is_success": False, "data": None}, ["Internal error, try later"], "", "failed"), "try later"),
+        (envelope(None, [], "Model not found for this node, retrying", "failed"), "retrying"),
+        (envelope({"is_success": False}, [], "", "failed"), ""),
+    ],
+)
+def test_any_other_error_envelope_without_a_task_is_retryable_in_the_providers_words(body: bytes, words: str) -> None:
+    with pytest.raises(ProviderUnavailable) as caught:
+        parse(body)
+
+    assert "try again" in caught.value.message.lower() and words in caught.value.message
+
+
+def test_the_words_of_a_retryable_error_envelope_are_cleaned_of_secrets() -> None:
+    body = envelope(None, [f"Internal error for token {KEY}"], "", "failed")
+
+    with pytest.raises(ProviderUnavailable) as caught:
+        parse(body)
+
+    assert KEY not in caught.value.message and "[redacted]" in caught.value.message
+
+
+@pytest.mark.parametrize(("status_code", "said"), [(400, "task_id is invalid"), (422, "task_id must be a string")])
+def test_another_4xx_quotes_the_provider_and_says_to_check_the_id_not_the_base_url(status_code: int, said: str) -> None:
+    with pytest.raises(ProviderProtocolError) as caught:
+        parse(envelope(None, [said], "", "failed"), status_code)
+
+    assert said in caught.value.message and f"HTTP {status_code}" in caught.value.message
+    assert "Check the task id" in caught.value.message and "_BASE_URL" not in caught.value.message
+
+
+@pytest.mark.parametrize("status_code", [402, 403])
+def test_a_payment_or_plan_refusal_is_the_account_refused_in_the_providers_words(status_code: int) -> None:
+    with pytest.raises(AuthenticationFailed) as caught:
+        parse(envelope(None, ["Your plan has run out of credits."], "", "failed"), status_code)
+
+    assert "refused the account" in caught.value.message and "run out of credits" in caught.value.message
+    assert "credits and plan" in caught.value.message and "FLEXSTACK_API_KEY" in caught.value.message
 
 
 def test_a_404_is_task_not_found_in_the_providers_words() -> None:
@@ -417,6 +470,151 @@ async def test_many_concurrent_401s_cause_exactly_one_refresh(connect: Connect, 
     # More than one call met the expired token, so the single refresh below is the lock's doing.
     assert len(stale) > 2
     assert (len(hits(sandbox, "/user/login")), len(hits(sandbox, "/user/refresh_token"))) == (1, 1)
+
+
+def test_a_copy_of_each_tool_error_is_the_same_error() -> None:
+    # Waiters on a failed login raise copies of its error; each must read exactly as the original.
+    errors: list[GenResultError] = [
+        AuthenticationFailed("Flexstack AI rejected the credentials. Check FLEXSTACK_PASSWORD."),
+        ProviderUnavailable("Flexstack AI had a server error (HTTP 503). Try again shortly.", retry_after=7),
+        ProviderProtocolError("Flexstack AI answered the login without data.access_token."),
+        TaskNotFound("No task."),
+    ]
+    for error in errors:
+        copied = copy.copy(error)
+        assert copied is not error and type(copied) is type(error)
+        assert (str(copied), copied.message, vars(copied)) == (str(error), error.message, vars(error))
+
+
+def error_code(reply: CallToolResult) -> str | None:
+    """The stable code a tool error starts with, after the SDK's prefix; None for a result."""
+    if not reply.is_error:
+        return None
+    return text_of(reply).removeprefix("Error executing tool get_generation_result: ").split(":", 1)[0]
+
+
+async def concurrent_checks(client: Client, ids: list[str]) -> list[CallToolResult]:
+    replies: list[CallToolResult] = []
+
+    async def check(task_id: str) -> None:
+        replies.append(await get(client, task_id))
+
+    async with anyio.create_task_group() as group:
+        for task_id in ids:
+            group.start_soon(check, task_id)
+    return replies
+
+
+# More calls than the provider's connections (16), so most of them start while the login is in flight and
+# reach the lock only after it has failed.
+MANY = 50
+
+
+@pytest.mark.parametrize(
+    ("login_status", "password", "code", "words"),
+    [
+        (503, None, "provider_unavailable", "HTTP 503"),
+        (None, "not-the-password", "authentication_failed", "Incorrect username or password"),
+    ],
+)
+async def test_many_concurrent_first_calls_with_a_failing_login_log_in_once_and_all_get_its_error(
+    connect: Connect, sandbox: Sandbox, login_status: int | None, password: str | None, code: str, words: str
+) -> None:
+    emu = emulator(sandbox)
+    emu.login_status = login_status
+    ids = [f"vid-{n}" for n in range(MANY)]
+    for task_id in ids:
+        emu.add_job(task_id, Timeline(queued_s=0, running_s=0))
+    env = {**login_env(sandbox), **({"FLEXSTACK_PASSWORD": password} if password else {})}
+
+    async with connect(env) as client:
+        replies = await concurrent_checks(client, ids)
+        emu.login_status = None
+        emu.password = password or emu.password
+        after = await get(client, "vid-0")
+
+    assert len(replies) == MANY
+    assert [text_of(r) for r in replies if error_code(r) != code] == []
+    assert all(words in text_of(reply) for reply in replies)
+    assert answer(after).status == "succeeded", "a call after the failed login settled tries again"
+    assert len(hits(sandbox, "/user/login")) == 2
+    assert hits(sandbox, "/video_generation/vid-1") == []
+
+
+@pytest.mark.parametrize("refresh_status", [503, 401])
+async def test_many_concurrent_401s_with_a_failing_renewal_renew_once_and_all_get_its_error(
+    connect: Connect, sandbox: Sandbox, refresh_status: int
+) -> None:
+    emu = emulator(sandbox)
+    ids = [f"vid-{n}" for n in range(MANY)]
+    for task_id in ids:
+        emu.add_job(task_id, Timeline(queued_s=0, running_s=0))
+
+    async with connect(login_env(sandbox)) as client:
+        answer(await get(client, ids[0]))
+        emu.expire_tokens()
+        # A refused refresh falls back to logging in, which now fails too: the password was changed.
+        emu.refresh_status = refresh_status
+        emu.password = "changed-elsewhere"
+        replies = await concurrent_checks(client, ids)
+
+    code = "provider_unavailable" if refresh_status == 503 else "authentication_failed"
+    assert [text_of(r) for r in replies if error_code(r) != code] == []
+    renewals = (len(hits(sandbox, "/user/login")), len(hits(sandbox, "/user/refresh_token")))
+    assert renewals == ((1, 1) if refresh_status == 503 else (2, 1))
+    # More than one call met the expired token, so the single renewal is the lock's doing.
+    assert len([r for r in emu.requests if "/video_generation/" in r.path]) > 2 + 1
+
+
+@pytest.mark.parametrize("how", ["transport error", "canceled"])
+async def test_a_login_that_got_no_answer_is_not_shared_and_the_next_call_in_line_logs_in(how: str) -> None:
+    gate = anyio.Event()
+    logins = 0
+
+    async def answer_login(request: httpx.Request) -> httpx.Response:
+        nonlocal logins
+        if request.url.path.endswith("/user/login"):
+            logins += 1
+            if logins == 1:
+                await gate.wait()
+                raise httpx.ConnectError("connection reset by peer")
+            return httpx.Response(200, content=envelope({"access_token": "fs-at-2"}))
+        return httpx.Response(200, content=DOCUMENTED_COMPLETED)
+
+    redactor = Redactor()
+    adapters = adapters_from_env({"FLEXSTACK_USERNAME": "me@example.com", "FLEXSTACK_PASSWORD": "pw-01234"}, redactor)
+    outcomes: dict[str, object] = {}
+    async with httpx.AsyncClient(transport=httpx.MockTransport(answer_login)) as http:
+        service = GenerationService(adapters, http, redactor=redactor)
+
+        async def first(scope: anyio.CancelScope) -> None:
+            with scope:
+                try:
+                    outcomes["first"] = await service.check("flexstack", "t-1")
+                except ProviderUnavailable as error:
+                    outcomes["first"] = error
+
+        async def second() -> None:
+            outcomes["second"] = await service.check("flexstack", "t-2")
+
+        with anyio.fail_after(5):
+            async with anyio.create_task_group() as group:
+                scope = anyio.CancelScope()
+                group.start_soon(first, scope)
+                await anyio.wait_all_tasks_blocked()
+                group.start_soon(second)
+                await anyio.wait_all_tasks_blocked()
+                if how == "canceled":
+                    scope.cancel()
+                else:
+                    gate.set()
+
+    assert logins == 2
+    assert isinstance(outcomes["second"], GenerationResult) and outcomes["second"].status == "succeeded"
+    if how == "canceled":
+        assert "first" not in outcomes
+    else:
+        assert isinstance(outcomes["first"], ProviderUnavailable)
 
 
 async def test_a_token_still_refused_after_renewal_is_authentication_failed(connect: Connect, sandbox: Sandbox) -> None:

@@ -27,7 +27,7 @@ from tools.errors import (
 from tools.providers.base import Reply
 from tools.providers.modelslab import ModelsLab
 from tools.redact import Redactor
-from tools.result import GenerationResult
+from tools.result import GenerationResult, JobError
 
 KEY = "ml-test-key-5f3a9c1e7b2d4068"
 R2 = "https://pub-3626123a908346a7a8be8d9295f44e26.r2.dev/video_generations"
@@ -135,9 +135,20 @@ def test_both_failure_words_and_the_messege_spelling_are_a_failed_job(body: Any,
     assert (state.error.code, state.error.message) == (code, message)
 
 
-def test_a_failure_that_merely_mentions_a_key_stays_a_failed_job() -> None:
-    state = adapter().parse(reply({"status": "failed", "message": "Failed to interpolate key frames"}))
-    assert state.status == "failed"
+@pytest.mark.parametrize(
+    "message",
+    [
+        "Failed to interpolate key frames",
+        "Invalid image key frame",
+        "No video was generated: the prompt was filtered",
+        "Model not found for this request",
+        "Init video not found at the given URL, generation aborted",
+        "The key frame is missing",
+    ],
+)
+def test_a_failure_reason_other_than_the_documented_refusals_stays_a_failed_job(message: str) -> None:
+    state = adapter().parse(reply({"status": "error", "message": message}))
+    assert (state.status, state.error) == ("failed", JobError(code="error", message=message))
 
 
 def test_a_long_message_is_cut_only_after_the_key_is_redacted() -> None:
@@ -168,11 +179,31 @@ def test_a_refused_key_is_authentication_failed_whatever_the_http_code(status: i
         adapter().parse(reply({"status": "error", "message": message}, status))
 
 
-@pytest.mark.parametrize("status", [402, 403])
-def test_credit_and_plan_refusals_are_authentication_failed_with_the_reason(status: int) -> None:
-    body = {"status": "error", "message": "Insufficient credits. Please add more credits to continue."}
-    with pytest.raises(AuthenticationFailed, match="Insufficient credits"):
-        adapter().parse(reply(body, status))
+@pytest.mark.parametrize(
+    ("status", "message"),
+    [
+        (402, "Insufficient credits. Please add more credits to continue."),
+        (403, "This feature requires a premium subscription"),
+        (400, "Insufficient credits. Please add more credits to continue."),
+    ],
+)
+def test_credit_and_plan_refusals_are_the_account_refused_with_the_reason_and_what_to_check(
+    status: int, message: str
+) -> None:
+    with pytest.raises(AuthenticationFailed) as refused:
+        adapter().parse(reply({"status": "error", "message": message}, status))
+    text = refused.value.message
+    assert f"refused the account (HTTP {status})" in text and message in text
+    assert "credits and plan" in text and "MODELSLAB_API_KEY" in text and "rejected the credentials" not in text
+
+
+@pytest.mark.parametrize("message", ["width must be between 256 and 1024", "Request failed, wrong parameters"])
+def test_another_4xx_with_words_quotes_them_and_says_to_check_the_id_and_endpoint(message: str) -> None:
+    with pytest.raises(ProviderProtocolError) as refused:
+        adapter().parse(reply({"status": "error", "message": message}, 400))
+    text = refused.value.message
+    assert f"(HTTP 400): {message}" in text and "Check the task id" in text and "MODELSLAB_ENDPOINT" in text
+    assert "_BASE_URL" not in text
 
 
 @pytest.mark.parametrize(

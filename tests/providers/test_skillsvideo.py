@@ -297,14 +297,20 @@ def error_body(code: str, message: str, legacy: str | None = None) -> dict[str, 
         (
             400,
             error_body("VIDEO_GENERATION_INVALID_INPUT", "Invalid generation id."),
-            TaskNotFound,
-            ["HTTP 400", "Invalid generation id. [VIDEO_GENERATION_INVALID_INPUT]"],
+            ProviderProtocolError,
+            ["HTTP 400", "Invalid generation id. [VIDEO_GENERATION_INVALID_INPUT]", "Check the task id"],
+        ),
+        (
+            400,
+            error_body("IMAGE_GENERATION_UNSUPPORTED_MODEL", "Model not supported."),
+            ProviderProtocolError,
+            ["HTTP 400", "Model not supported. [IMAGE_GENERATION_UNSUPPORTED_MODEL]", "Check the task id"],
         ),
         (
             422,
-            error_body("VIDEO_GENERATION_INVALID_INPUT", "Validation error."),
-            TaskNotFound,
-            ["HTTP 422", "Validation error."],
+            error_body("VALIDATION_ERROR", "Validation error."),
+            ProviderProtocolError,
+            ["HTTP 422", "Validation error.", "Check the task id"],
         ),
         (418, error_body("TEAPOT", "Short and stout."), ProviderProtocolError, ["HTTP 418", "Short and stout."]),
     ],
@@ -317,6 +323,55 @@ def test_each_documented_refusal_maps_to_its_error_code_with_the_providers_words
 
     assert type(caught.value) is error
     assert all(word in caught.value.message for word in words), caught.value.message
+
+
+def test_a_refusal_with_the_providers_words_never_sends_the_agent_to_the_base_url_setting() -> None:
+    for status_code, code in [(400, "VIDEO_GENERATION_INVALID_INPUT"), (400, "TTS_GENERATION_UNSUPPORTED_MODEL")]:
+        with pytest.raises(ProviderProtocolError) as caught:
+            parse(error_body(code, "Not usable."), status_code)
+        assert "_BASE_URL" not in caught.value.message and "Check the task id" in caught.value.message
+
+
+def read(status_code: int, body: dict[str, str], headers: dict[str, str] | None = None) -> JobState:
+    """What the service does with a reply: the common HTTP answers first, then the parser."""
+    provider = adapter()
+    reply = Reply(status_code, json.dumps(body).encode(), headers or {})
+    provider.common_errors(reply, provider.error_message(reply))
+    return provider.parse(reply)
+
+
+@pytest.mark.parametrize(
+    ("status_code", "code", "message"),
+    [
+        (502, "VIDEO_GENERATION_FAILED", "Upstream generation failed."),
+        (504, "VIDEO_GENERATION_TIMEOUT", "Generation timed out."),
+        (422, "VIDEO_GENERATION_CONTENT_REJECTED", "Content was rejected by moderation."),
+        (502, "IMAGE_GENERATION_FAILED", "Upstream generation failed."),
+        (504, "TTS_GENERATION_TIMEOUT", "Generation timed out."),
+    ],
+)
+def test_a_code_that_says_the_generation_ended_is_a_failed_job_whatever_the_http_status(
+    status_code: int, code: str, message: str
+) -> None:
+    state = read(status_code, error_body(code, message), {"retry-after": "7"})
+
+    assert (state.status, state.provider_status, state.outputs) == ("failed", code, ())
+    assert state.error is not None and (state.error.code, state.error.message) == (code, message)
+
+
+@pytest.mark.parametrize(
+    ("status_code", "code"),
+    [(429, "VIDEO_GENERATION_RATE_LIMITED"), (503, "VIDEO_GENERATION_PROVIDER_UNAVAILABLE"), (502, "BAD_GATEWAY")],
+)
+def test_rate_limited_provider_unavailable_and_uncoded_5xx_stay_retryable(status_code: int, code: str) -> None:
+    with pytest.raises(ProviderUnavailable, match=r"(?i)try again"):
+        read(status_code, error_body(code, "Busy."))
+
+
+def test_insufficient_credits_is_the_account_refused_whatever_the_http_status() -> None:
+    for status_code in (402, 502):
+        with pytest.raises(AuthenticationFailed, match=r"refused the account.*credits"):
+            read(status_code, error_body("VIDEO_GENERATION_INSUFFICIENT_CREDITS", "Insufficient credits."))
 
 
 def test_an_older_error_body_with_only_error_and_message_is_still_quoted() -> None:
@@ -618,11 +673,12 @@ async def test_without_a_key_the_provider_is_not_configured_and_nothing_is_sent(
     [
         (402, "authentication_failed", "Insufficient credits for this generation."),
         (403, "authentication_failed", "Access forbidden."),
-        (400, "task_not_found", "Invalid request."),
-        (422, "task_not_found", "Validation error."),
-        (502, "provider_unavailable", "Upstream generation failed."),
+        (400, "provider_protocol_error", "Invalid request."),
+        (429, "provider_unavailable", "Rate limit exceeded. Please retry later."),
+        (500, "provider_unavailable", "Server error."),
+        (502, "provider_unavailable", "Bad gateway."),
         (503, "provider_unavailable", "Upstream provider unavailable."),
-        (504, "provider_unavailable", "Generation timed out."),
+        (504, "provider_unavailable", "Gateway timeout."),
     ],
 )
 async def test_the_emulators_documented_error_bodies_arrive_as_their_error_codes(
@@ -634,6 +690,53 @@ async def test_the_emulators_documented_error_bodies_arrive_as_their_error_codes
 
     assert reply.is_error
     assert f"{code}: " in text_of(reply) and words in text_of(reply)
+
+
+@pytest.mark.parametrize(
+    ("status_code", "code", "message"),
+    [
+        (502, "VIDEO_GENERATION_FAILED", "Upstream generation failed."),
+        (504, "VIDEO_GENERATION_TIMEOUT", "Generation timed out."),
+        (422, "VIDEO_GENERATION_CONTENT_REJECTED", "Validation error."),
+    ],
+)
+async def test_the_emulators_generation_end_codes_end_a_wait_at_once_as_a_failed_job(
+    connect: Connect, sandbox: Sandbox, clock: VirtualClock, status_code: int, code: str, message: str
+) -> None:
+    emulator(sandbox).add_job(
+        "gen_1",
+        Timeline(queued_s=0, running_s=0),
+        faults=[Fault("status", status_code)],
+        **({} if status_code == 422 else {"error_code": code, "error_message": message}),
+    )
+
+    async with connect() as client:
+        with anyio.fail_after(5):
+            reply = await client.call_tool(
+                "wait_for_generation", {"provider": "skillsvideo", "task_id": "gen_1", "timeout_s": 120}
+            )
+
+    result = check_answer(reply)
+    assert (result.status, result.done, result.timed_out, result.polls) == ("failed", True, False, 1)
+    assert result.error is not None and (result.error.code, result.error.message) == (code, message)
+    assert clock.monotonic() == 0, "nothing was retried"
+
+
+async def test_a_jobs_own_error_code_reaches_the_answer_through_the_emulator(
+    connect: Connect, sandbox: Sandbox
+) -> None:
+    emulator(sandbox).add_job(
+        "gen_1",
+        faults=[Fault("status", 400)],
+        error_code="VIDEO_GENERATION_UNSUPPORTED_MODEL",
+        error_message="This model is not supported.",
+    )
+
+    reply = await get(connect, "gen_1")
+
+    assert reply.is_error and "provider_protocol_error: " in text_of(reply)
+    assert "This model is not supported. [VIDEO_GENERATION_UNSUPPORTED_MODEL]" in text_of(reply)
+    assert "Check the task id" in text_of(reply) and "_BASE_URL" not in text_of(reply)
 
 
 async def test_a_rate_limit_during_a_wait_is_retried_after_the_providers_delay(

@@ -186,9 +186,24 @@ def test_a_rejected_token_is_authentication_failed_with_the_providers_words() ->
         parse({"detail": "Invalid token."}, 401)
 
 
-def test_a_plan_without_api_access_is_authentication_failed_with_the_reason() -> None:
-    with pytest.raises(AuthenticationFailed, match="does not include API access"):
-        parse({"detail": "Your subscription plan does not include API access."}, 403)
+@pytest.mark.parametrize(
+    ("status_code", "body", "said"),
+    [
+        (403, {"detail": "Your subscription plan does not include API access."}, "does not include API access"),
+        (400, {"detail": "You do not have enough Credits."}, "You do not have enough Credits."),
+        (400, {"non_field_errors": ["Insufficient credit balance."]}, "Insufficient credit balance."),
+        (402, {"detail": "Payment required."}, "Payment required."),
+    ],
+)
+def test_running_out_of_credits_or_a_plan_without_api_access_is_the_account_refused(
+    status_code: int, body: dict[str, Any], said: str
+) -> None:
+    with pytest.raises(AuthenticationFailed) as refused:
+        parse(body, status_code)
+
+    text = refused.value.message
+    assert f"refused the account (HTTP {status_code})" in text and said in text
+    assert "credits and plan" in text and "TENSORPIX_API_KEY" in text and "rejected the credentials" not in text
 
 
 def test_a_404_is_task_not_found() -> None:
@@ -196,9 +211,27 @@ def test_a_404_is_task_not_found() -> None:
         parse({"detail": "Not found."}, 404)
 
 
-def test_a_400_such_as_running_out_of_credits_is_a_refusal_that_quotes_the_provider() -> None:
-    with pytest.raises(ProviderProtocolError, match=r"HTTP 400.*not have enough Credits"):
-        parse({"detail": "You do not have enough Credits."}, 400)
+@pytest.mark.parametrize(
+    ("status_code", "body", "said"),
+    [
+        (400, {"detail": "Malformed request."}, "Malformed request."),
+        (400, {"id": ["Must be a valid UUID."]}, "id: Must be a valid UUID."),
+        (409, {"detail": "Conflict."}, "Conflict."),
+    ],
+)
+def test_another_4xx_quotes_the_provider_and_says_to_check_the_id_not_the_base_url(
+    status_code: int, body: dict[str, Any], said: str
+) -> None:
+    with pytest.raises(ProviderProtocolError) as refused:
+        parse(body, status_code)
+
+    text = refused.value.message
+    assert f"(HTTP {status_code}): {said}" in text and "Check the task id" in text and "_BASE_URL" not in text
+
+
+def test_a_4xx_without_any_words_keeps_the_base_url_advice() -> None:
+    with pytest.raises(ProviderProtocolError, match="_BASE_URL"):
+        parse(b"<html>Bad Request</html>", 400)
 
 
 @pytest.mark.parametrize(
@@ -382,6 +415,22 @@ async def test_a_wrong_key_is_authentication_failed_and_the_key_is_not_repeated(
     assert reply.is_error
     assert "authentication_failed" in text_of(reply) and "Invalid token." in text_of(reply)
     assert wrong not in text_of(reply)
+
+
+async def test_running_out_of_credits_ends_a_wait_at_once_as_the_account_refused(
+    connect: Connect, sandbox: Sandbox, clock: VirtualClock
+) -> None:
+    emulator(sandbox).add_job(JOB_ID, faults=[Fault("status", 400, message="You do not have enough Credits.")])
+
+    async with connect() as client:
+        with anyio.fail_after(5):
+            reply = await client.call_tool(
+                "wait_for_generation", {"provider": "tensorpix", "task_id": JOB_ID, "timeout_s": 60}
+            )
+
+    assert reply.is_error and "authentication_failed: TensorPix refused the account (HTTP 400)" in text_of(reply)
+    assert "You do not have enough Credits." in text_of(reply) and "_BASE_URL" not in text_of(reply)
+    assert clock.monotonic() == 0
 
 
 async def test_an_unknown_id_is_task_not_found(connect: Connect, sandbox: Sandbox) -> None:

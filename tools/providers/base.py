@@ -170,6 +170,8 @@ class Adapter(ABC):
     base_url_env: ClassVar[str]
     credential_hint: ClassVar[str]
     """How to configure it, e.g. "set TENSORPIX_API_KEY"."""
+    account_page: ClassVar[str] = ""
+    """Where a user sees the account's credits and plan, for the account-refused message."""
 
     def __init__(self, base_url: str, redactor: Redactor) -> None:
         self.base_url = base_url.rstrip("/")
@@ -255,10 +257,23 @@ class Adapter(ABC):
         )
 
     def auth_failed(self, detail: str = "") -> AuthenticationFailed:
-        said = f" The provider said: {self.redact(detail)}" if detail else ""
         return AuthenticationFailed(
-            f"{self.display_name} rejected the credentials.{said} Check {self.credential_hint.removeprefix('set ')}."
+            f"{self.display_name} rejected the credentials.{self.quoted(detail)} "
+            f"Check {self.credential_hint.removeprefix('set ')}."
         )
+
+    def account_refused(self, code: int, detail: str = "") -> AuthenticationFailed:
+        """The credentials are known, but the account may not do this: no credits left, or a plan without API."""
+        where = f" ({self.account_page})" if self.account_page else ""
+        return AuthenticationFailed(
+            f"{self.display_name} refused the account (HTTP {code}).{self.quoted(detail)} Check the credits and "
+            f"plan of the account{where} and {self.credential_hint.removeprefix('set ')}, then check again."
+        )
+
+    def quoted(self, detail: str) -> str:
+        """ " The provider said: ..." for a message, cleaned of secrets and cut to a readable length."""
+        words = self.redact(detail.strip())[:300].rstrip(".")
+        return f" The provider said: {words}." if words else ""
 
 
 class KeyedAdapter(Adapter):

@@ -12,7 +12,9 @@ word COMPLETED is documented. Assumptions, labelled [inf] in PROVIDERS.md §1:
 - a job failed when its word says so, or when the envelope reports an error (`is_success: false` together with
   `errors` or `error_description`); `is_success: false` alone is not taken as a failure, since nothing says a
   job still in the queue is a "success";
-- an envelope that reports an error and carries no job at all is the provider saying it has no such task;
+- an envelope that reports an error and carries no job at all is the provider saying it has no such task when
+  its words say so ("Task not found", "no such task"); any other such error ("Internal error, try later") is
+  read as trouble that may clear (`provider_unavailable`), so a wait keeps trying inside its deadline;
 - the login answer's renewal token sits next to the access token as `data.refresh_token`; without one, a
   rejected token is renewed by logging in again.
 """
@@ -20,7 +22,9 @@ word COMPLETED is documented. Assumptions, labelled [inf] in PROVIDERS.md §1:
 from __future__ import annotations
 
 import base64
+import copy
 import mimetypes
+import re
 from collections.abc import AsyncGenerator, Mapping
 from dataclasses import dataclass
 from typing import Self
@@ -29,10 +33,19 @@ import anyio
 import httpx
 from pydantic import BaseModel, ConfigDict
 
-from tools.errors import ProviderProtocolError
+from tools.errors import GenResultError, ProviderProtocolError, ProviderUnavailable
 from tools.providers.base import MAX_BODY_BYTES, Adapter, Reply, env_value, normalize_status, parse_wire
 from tools.redact import Redactor
 from tools.result import JobError, JobState, Output, Status
+
+# Words that say the task itself is unknown, as opposed to any other error the envelope may carry.
+_NO_SUCH_TASK = re.compile(
+    r"\b(task|task[_ ]id|id|job|video|generation)\s+(was\s+)?not\s+(be\s+)?found\b"
+    r"|\bno\s+(such\s+)?(task|job)\b"
+    r"|\b(task|job)\s+(does\s*n[o']?t|did\s*n[o']?t)\s+exist\b"
+    r"|^\W*not\s+found\W*$",
+    re.IGNORECASE,
+)
 
 # A message longer than this is not a reason an agent needs in full, and it would crowd the compact answer.
 _MAX_MESSAGE_CHARS = 300
@@ -122,7 +135,7 @@ class Flexstack(Adapter):
         super().__init__(base_url, redactor)
         self._api_key = api_key
         self._login = login
-        self._auth = _SessionAuth(self, api_key, login)
+        self._sessions = _Sessions(self, api_key, login)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str], redactor: Redactor) -> Self:
@@ -141,7 +154,7 @@ class Flexstack(Adapter):
         return self._api_key is not None or self._login is not None
 
     def auth(self) -> httpx.Auth:
-        return self._auth
+        return _SessionAuth(self._sessions)
 
     def build_request(self, client: httpx.AsyncClient, task_id: str) -> httpx.Request:
         return client.build_request(
@@ -149,19 +162,35 @@ class Flexstack(Adapter):
         )
 
     def parse(self, reply: Reply) -> JobState:
-        if reply.status_code in (401, 403):
+        code = reply.status_code
+        if code == 401:
             raise self.auth_failed(self.error_message(reply))
-        if reply.status_code == 404:
+        if code in (402, 403):
+            raise self.account_refused(code, self.error_message(reply))
+        if code == 404:
             raise self.not_found(self._provider_said(reply))
-        if reply.status_code != 200:
-            said = self.error_message(reply) or f"HTTP {reply.status_code}"
-            raise ProviderProtocolError(f"{self.display_name} refused the result request: {said}")
+        if code != 200:
+            said = self.error_message(reply)
+            if not said:
+                raise ProviderProtocolError(f"{self.display_name} refused the result request (HTTP {code}).")
+            # The request carries nothing but the id and the token, and the token has its own codes.
+            raise ProviderProtocolError(
+                f"{self.display_name} refused the result request (HTTP {code}): {said.rstrip('.')}. "
+                "Check the task id: pass it exactly as the create call returned it."
+            )
         envelope = parse_wire(_ResultEnvelope, reply.json(), self.display_name)
         result = envelope.data
         said = envelope.said()
         if result is None or result.data is None:
-            if said or (result is not None and result.is_success is False):
+            if _NO_SUCH_TASK.search(said):
                 raise self.not_found(self._provider_said(reply))
+            if said or (result is not None and result.is_success is False):
+                # An error with no task in it may be anything ("Internal error, try later"): only words that
+                # say the task is unknown end a wait as not found; the rest may clear, so it is retried.
+                words = self.quoted(said)
+                raise ProviderUnavailable(
+                    f"{self.display_name} answered with an error and no task.{words} Try again shortly."
+                )
             raise ProviderProtocolError(f"{self.display_name} answered without the task's data or an error.")
         task = result.data
         worded = normalize_status(task.status)
@@ -171,8 +200,8 @@ class Flexstack(Adapter):
             status = "failed"
         error = None
         if status in ("failed", "canceled") and said:
-            code = envelope.error_code() or (task.status.upper() if worded == status else "FAILED")
-            error = JobError(code=code, message=self.redact(said[:_MAX_MESSAGE_CHARS]))
+            error_code = envelope.error_code() or (task.status.upper() if worded == status else "FAILED")
+            error = JobError(code=error_code, message=self.redact(said[:_MAX_MESSAGE_CHARS]))
         progress = task.percent
         if status == "succeeded" and progress is None:
             progress = 100.0
@@ -233,51 +262,105 @@ def basic_credentials(username: str, password: str) -> str:
     return base64.b64encode(f"{username}:{password}".encode()).decode("ascii")
 
 
-class _SessionAuth(httpx.Auth):
-    """Bearer auth that logs in, and on a 401 renews the token once and retries.
+class _Sessions:
+    """The tokens one adapter shares across all its calls, and the renewals (login, refresh) that get them.
 
-    Single-flight: concurrent first calls and concurrent 401s cause one login or refresh. Each flow notes the
-    token generation it used; under the lock, a flow renews only if nobody has since.
+    Single-flight: concurrent first calls, and concurrent 401s, cause one renewal between them and share its
+    outcome. Renewals are numbered as they settle. A call notes the number when it starts and when it sends
+    its token; under the lock it renews only if no renewal has settled since it sent the token and none has
+    failed since it started. Otherwise that renewal's outcome is the call's too: the new token, or a fresh
+    copy of the error it ended with. So a refused password is sent once, not once per waiting call (which
+    could lock the account), and a login answering 503 is not tried again by every call queued behind it.
+    A call that starts after a failed renewal settled tries again. A renewal that got no answer settles
+    nothing: when the login request fails on the wire, or the call is canceled, httpx closes the flow at its
+    yield, and the next call in line tries.
     """
 
     def __init__(self, adapter: Flexstack, api_key: str | None, login: tuple[str, str] | None) -> None:
-        self._adapter = adapter
-        self._access = api_key
-        self._refresh: str | None = None
-        self._basic = basic_credentials(*login) if login else None
-        self._generation = 0
-        self._lock = anyio.Lock()
+        self.adapter = adapter
+        self.access = api_key
+        self.refresh: str | None = None
+        self.basic = basic_credentials(*login) if login else None
+        self.settled = 0
+        self.failure: GenResultError | None = None
+        """How the latest settled renewal failed; None when it succeeded (or none has settled)."""
+        self.lock = anyio.Lock()
+
+    def store(self, session: Session) -> None:
+        self.adapter.redact.add(session.access_token)
+        self.adapter.redact.add(session.refresh_token)
+        self.access = session.access_token
+        self.refresh = session.refresh_token or self.refresh
+        self.failure = None
+        self.settled += 1
+
+    def fail(self, error: GenResultError) -> None:
+        self.failure = error
+        self.settled += 1
+
+    def shared_failure(self) -> GenResultError | None:
+        """A copy of the latest renewal's error to raise in this call: one exception object raised in many
+        tasks would collect all their tracebacks."""
+        return copy.copy(self.failure) if self.failure is not None else None
+
+
+class _SessionAuth(httpx.Auth):
+    """One call's Bearer auth over the adapter's shared `_Sessions`: logs in first if there is no token yet,
+    and on a 401 renews the token once (refresh token, else a new login) and retries."""
+
+    def __init__(self, sessions: _Sessions) -> None:
+        self._sessions = sessions
+        # Noted when the call starts, before it waits for a connection: a renewal that settles while it waits
+        # is one it shares rather than repeats.
+        self._started = sessions.settled
 
     async def async_auth_flow(self, request: httpx.Request) -> AsyncGenerator[httpx.Request, httpx.Response]:
-        if self._access is None:
-            seen = self._generation
-            async with self._lock:
-                if self._generation == seen:
-                    response = yield self._login_request(request)
-                    self._store(self._adapter.read_login(await self._reply(response)))
-        seen = self._generation
-        request.headers["Authorization"] = f"Bearer {self._access}"
+        s = self._sessions
+        if s.access is None:
+            async with s.lock:
+                if s.settled != self._started:
+                    if (shared := s.shared_failure()) is not None:
+                        raise shared
+                else:
+                    try:
+                        response = yield self._login_request(request)
+                        session = s.adapter.read_login(await self._reply(response))
+                    except GenResultError as failed:
+                        s.fail(failed)
+                        raise
+                    s.store(session)
+        sent_at = s.settled
+        request.headers["Authorization"] = f"Bearer {s.access}"
         response = yield request
-        if response.status_code != 401 or self._basic is None:
+        if response.status_code != 401 or s.basic is None:
             return
-        async with self._lock:
-            if self._generation == seen:
-                session = None
-                if self._refresh is not None:
-                    response = yield self._refresh_request(request, self._refresh)
-                    session = self._adapter.read_refresh(await self._reply(response))
-                if session is None:
-                    response = yield self._login_request(request)
-                    session = self._adapter.read_login(await self._reply(response))
-                self._store(session)
-        request.headers["Authorization"] = f"Bearer {self._access}"
+        async with s.lock:
+            if s.settled != sent_at or (s.failure is not None and s.settled != self._started):
+                # A renewal settled since this token went out, or one failed since the call started (its
+                # token went out after, while the call waited for a connection, and met the same refusal).
+                if (shared := s.shared_failure()) is not None:
+                    raise shared
+            else:
+                try:
+                    renewed = None
+                    if s.refresh is not None:
+                        response = yield self._refresh_request(request, s.refresh)
+                        renewed = s.adapter.read_refresh(await self._reply(response))
+                    if renewed is None:
+                        response = yield self._login_request(request)
+                        renewed = s.adapter.read_login(await self._reply(response))
+                except GenResultError as failed:
+                    s.fail(failed)
+                    raise
+                s.store(renewed)
+        request.headers["Authorization"] = f"Bearer {s.access}"
         yield request
 
     def _login_request(self, original: httpx.Request) -> httpx.Request:
         return httpx.Request(
             "POST",
-            self._adapter.url("user", "login"),
-            headers={**_carried_headers(original), "Authorization": f"Basic {self._basic}"},
+            self._sessions.adapter.url("user", "login"),
+            headers={**_carried_headers(original), "Authorization": f"Basic {self._sessions.basic}"},
             extensions=_carried_extensions(original),
         )
 
@@ -285,8 +368,8 @@ class _SessionAuth(httpx.Auth):
         # The SDK sends the old access token along with the form; servers that want it get it.
         return httpx.Request(
             "POST",
-            self._adapter.url("user", "refresh_token"),
-            headers={**_carried_headers(original), "Authorization": f"Bearer {self._access}"},
+            self._sessions.adapter.url("user", "refresh_token"),
+            headers={**_carried_headers(original), "Authorization": f"Bearer {self._sessions.access}"},
             data={"refresh_token": refresh_token},
             extensions=_carried_extensions(original),
         )
@@ -294,15 +377,8 @@ class _SessionAuth(httpx.Auth):
     async def _reply(self, response: httpx.Response) -> Reply:
         body = await response.aread()
         if len(body) > MAX_BODY_BYTES:
-            raise ProviderProtocolError(f"{self._adapter.display_name} sent an oversized answer to the login.")
+            raise ProviderProtocolError(f"{self._sessions.adapter.display_name} sent an oversized answer to the login.")
         return Reply(response.status_code, body, {k.lower(): v for k, v in response.headers.items()})
-
-    def _store(self, session: Session) -> None:
-        self._adapter.redact.add(session.access_token)
-        self._adapter.redact.add(session.refresh_token)
-        self._access = session.access_token
-        self._refresh = session.refresh_token or self._refresh
-        self._generation += 1
 
 
 def _carried_headers(original: httpx.Request) -> dict[str, str]:

@@ -7,10 +7,11 @@ failure words are terminal. `processing` carries `eta` (seconds), `fetch_result`
 request parameters: `width`, `height`, `num_frames`, `fps`, `output_type`, ...). No cost is reported.
 
 Errors are `{"status": "error", "message": "..."}`, on legacy endpoints spelled `messege`, and the body
-decides: an HTTP 200 can carry `status: error`. Such a body is a failed job unless its words say the key
-was refused or the id is unknown, which are tool errors instead. The documented HTTP codes for the fetch
-are 400, 401, 404 ("Video not found") and 500; 402/403 mean credits or plan, 429 may name `retry_after`
-in the body.
+decides: an HTTP 200 can carry `status: error`. Such a body is a failed job unless its words are the
+documented ones for a refused key or an unknown id, which are tool errors instead. The documented HTTP
+codes for the fetch are 400, 401, 404 ("Video not found") and 500; 402/403 mean credits or plan (the
+account is refused: `authentication_failed`), and another 4xx quotes the provider; 429 may name
+`retry_after` in the body.
 
 Outputs: `output` holds the files; `proxy_links` mirrors the same files on a CDN (the docs' own example
 repeats the very same URL), so listing both would show every file twice. The result lists `output`, falls
@@ -63,18 +64,26 @@ ENDPOINT_PATHS: Mapping[str, tuple[str, ...]] = {
 INT64_MAX = 2**63 - 1
 _DIGITS = re.compile(r"[0-9]+")
 
-# ModelsLab has no error codes, only sentences, so these read the documented wording ("Invalid API key",
-# "key is required", "Video not found") and its likely variants.
+# ModelsLab has no error codes, only sentences. The HTTP code comes first (401, 404); in a body these read
+# only the documented wording ("Invalid API key", a missing `key`, "Video not found", a request or id not
+# found), so that a generation that failed for any other reason ("No video was generated: ...", "Invalid
+# image key frame", "Model not found for this request") stays a failed job.
 _KEY_REFUSED = re.compile(
-    r"\b(invalid|wrong|incorrect|missing|revoked|expired|bad)\b[^.]*\bkey\b"
-    r"|\bkey\b[^.]*\b(required|invalid|missing|incorrect|revoked|expired|not\s+valid)\b"
-    r"|unauthori[sz]ed|unauthenticated",
+    r"\b(invalid|wrong|incorrect|revoked|expired)\s+api[\s_-]?key\b"
+    r"|\bapi[\s_-]?key\s+(is\s+|has\s+been\s+)?(required|missing|invalid|not\s+valid|revoked|expired)\b"
+    r"|^\W*(the\s+)?[`'\"]?key[`'\"]?\s+(field\s+)?(is\s+)?(required|missing)\b"
+    r"|\bmissing\s+(the\s+)?[`'\"]?(api[\s_-]?)?key[`'\"]?(\s+(parameter|field))?\W*$"
+    r"|^\W*(unauthori[sz]ed|unauthenticated)\W*$",
     re.IGNORECASE,
 )
 _NOT_FOUND = re.compile(
-    r"not\s+found|no\s+(such|data|record|request|video)\b|does\s*n[o']?t\s+exist|invalid\s+(request\s+)?id\b",
+    r"^\W*(the\s+)?(video|request|fetch\s+request|id|task)(\s+id)?\s+(was\s+)?not\s+found\b"
+    r"|^\W*no\s+(such\s+)?(video|request)\s+(found|exists)\b"
+    r"|^\W*invalid\s+(request\s+|video\s+)?id\W*$",
     re.IGNORECASE,
 )
+# The documented refusals of an account (error-codes page): out of credits, or a feature beyond the plan.
+_ACCOUNT_REFUSED = re.compile(r"\binsufficient\s+credits?\b|\brequires\s+a\s+\w+\s+subscription\b", re.IGNORECASE)
 
 _MESSAGE_LIMIT = 300
 
@@ -145,6 +154,7 @@ class ModelsLab(KeyedAdapter):
     base_url_env = "MODELSLAB_BASE_URL"
     api_key_env = "MODELSLAB_API_KEY"
     credential_hint = "set MODELSLAB_API_KEY"
+    account_page = "modelslab.com dashboard"
 
     def __init__(self, base_url: str, redactor: Redactor, api_key: str | None, endpoint: str = "v6") -> None:
         super().__init__(base_url, redactor, api_key)
@@ -188,8 +198,10 @@ class ModelsLab(KeyedAdapter):
 
     def parse(self, reply: Reply) -> JobState:
         code = reply.status_code
-        if code in (401, 402, 403):
+        if code == 401:
             raise self.auth_failed(self.error_message(reply))
+        if code in (402, 403):
+            raise self.account_refused(code, self.error_message(reply))
         if code == 404:
             raise self.not_found()
         fetch = parse_wire(_Fetch, reply.json(), self.display_name)
@@ -201,8 +213,15 @@ class ModelsLab(KeyedAdapter):
             if _NOT_FOUND.search(said):
                 raise self.not_found()
         if not 200 <= code < 300:
+            if status != "failed":
+                raise ProviderProtocolError(f"ModelsLab answered HTTP {code} with the status {fetch.status[:40]!r}.")
+            if _ACCOUNT_REFUSED.search(said):
+                raise self.account_refused(code, said)
+            # The request carries nothing but the id, the key (refusals of which are read above) and the
+            # endpoint, so those are what to look at.
             raise ProviderProtocolError(
-                f"ModelsLab refused the fetch request (HTTP {code}): {said or 'no reason given'}."
+                f"ModelsLab refused the fetch request (HTTP {code}): {said.rstrip('.') or 'no reason given'}. "
+                f"Check the task id, and that {ENDPOINT_ENV} (v6 or enterprise) names the API that started the job."
             )
         if status == "failed":
             return JobState(

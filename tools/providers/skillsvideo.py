@@ -10,7 +10,12 @@ As documented at docs.skills.video (api-reference/get-generation-result, http-st
   audio are read by analogy (`videos[]`/`video`, `audios[]`/`audio`), and a bare `data.url` or plain URL
   strings are accepted too, so an undocumented shape still yields its files.
 - HTTP errors carry `{"error": <legacy>, "code": "<FAMILY>_<SUB>", "message": <sanitized>}`; older copies
-  of the page show `error` and `message` only.
+  of the page show `error` and `message` only. The docs say to branch on `code`, and so do we, whatever the
+  HTTP status: FAILED (502), TIMEOUT (504) and CONTENT_REJECTED (422) are the generation's end, a failed
+  job; RATE_LIMITED (429) and PROVIDER_UNAVAILABLE (503) stay retryable, as their status says;
+  INSUFFICIENT_CREDITS (402) is the account refused (`authentication_failed`); UNSUPPORTED_MODEL and
+  INVALID_INPUT (400) quote the provider (`provider_protocol_error`). Any other answer is read by its HTTP
+  status: 401/402/403 `authentication_failed`, 404 `task_not_found`, another 4xx `provider_protocol_error`.
 """
 
 from __future__ import annotations
@@ -22,8 +27,14 @@ from typing import Annotated, Any
 import httpx
 from pydantic import BaseModel, BeforeValidator, ConfigDict, ValidationError, model_validator
 
-from tools.errors import AuthenticationFailed, GenResultError, ProviderProtocolError, TaskNotFound
-from tools.providers.base import KeyedAdapter, Reply, finite_number, normalize_status, parse_wire
+from tools.errors import ProviderProtocolError
+from tools.providers.base import (
+    KeyedAdapter,
+    Reply,
+    finite_number,
+    normalize_status,
+    parse_wire,
+)
 from tools.result import Cost, JobError, JobState, Output, OutputKind, Status
 
 # The documented words of both enums; other spellings (CANCELLED, SUCCESS, ...) fall to the shared table.
@@ -37,6 +48,14 @@ STATUS_WORDS: Mapping[str, Status] = {
     "processing": "running",
     "succeeded": "succeeded",
 }
+
+
+# Error codes are `<FAMILY>_<SUB>`; clients are to branch on them (docs: http-status).
+_FAMILIES = ("VIDEO_GENERATION_", "IMAGE_GENERATION_", "TTS_GENERATION_")
+# The sub-codes that say the generation itself ended: a failed job, whatever the HTTP status (502, 504, 422).
+_GENERATION_ENDED = frozenset({"FAILED", "TIMEOUT", "CONTENT_REJECTED"})
+# The sub-codes whose answer the code decides even on a 5xx, which `common_errors` would otherwise retry.
+_DECIDED_BY_CODE = _GENERATION_ENDED | {"INSUFFICIENT_CREDITS", "UNSUPPORTED_MODEL", "INVALID_INPUT"}
 
 
 def _whole_or_none(value: object) -> int | None:
@@ -108,6 +127,7 @@ class _Generation(_Wire):
 class _ErrorBody(_Wire):
     code: str | None = None
     error: str | None = None
+    message: str | None = None
 
 
 class SkillsVideo(KeyedAdapter):
@@ -117,6 +137,7 @@ class SkillsVideo(KeyedAdapter):
     base_url_env = "SKILLSVIDEO_BASE_URL"
     api_key_env = "SKILLSVIDEO_API_KEY"
     credential_hint = "set SKILLSVIDEO_API_KEY"
+    account_page = "skills.video dashboard, Billing/Credits"
 
     def build_request(self, client: httpx.AsyncClient, task_id: str) -> httpx.Request:
         return client.build_request(
@@ -125,20 +146,24 @@ class SkillsVideo(KeyedAdapter):
             headers={"Authorization": f"Bearer {self.api_key}", "Accept": "application/json"},
         )
 
+    def common_errors(self, reply: Reply, detail: str = "") -> None:
+        # The docs say to branch on `code`, not on the HTTP status: a 502 `*_FAILED` or a 504 `*_TIMEOUT` is
+        # the generation's own end, not trouble to retry, so such a code reaches `parse` whatever the status.
+        if reply.status_code >= 400 and _sub_code(_error_code(reply.body)) in _DECIDED_BY_CODE:
+            return
+        super().common_errors(reply, detail)
+
     def parse(self, reply: Reply) -> JobState:
         if reply.status_code not in (200, 202):
-            raise self._refusal(reply)
+            return self._http_error(reply)
         gen = parse_wire(_Generation, reply.json(), self.display_name)
         if gen.status is None:
-            said = _quoted(self._words(gen.message, gen.code))
+            said = self.quoted(self._words(gen.message, gen.code))
             raise ProviderProtocolError(f"skills.video answered HTTP {reply.status_code} without a status.{said}")
         status = normalize_status(gen.status, STATUS_WORDS)
         error = None
         if status in ("failed", "canceled") and (gen.code or gen.message):
-            code = self.redact(gen.code or gen.status.upper())
-            # A code alone still reads as a sentence: VIDEO_GENERATION_TIMEOUT -> "Video generation timeout."
-            message = self.redact(gen.message) if gen.message else f"{code.replace('_', ' ').capitalize()}."
-            error = JobError(code=code, message=message)
+            error = self._job_error(gen.code or gen.status.upper(), gen.message)
         credits = gen.usage.credits if gen.usage is not None else None
         succeeded = status == "succeeded"
         return JobState(
@@ -150,31 +175,50 @@ class SkillsVideo(KeyedAdapter):
             cost=None if credits is None else Cost(amount=credits, unit="credits"),
         )
 
-    def _refusal(self, reply: Reply) -> GenResultError:
-        """The error for an HTTP answer other than 200/202 (429, 5xx and redirects never get here)."""
-        code = reply.status_code
-        words = self._words(self.error_message(reply), _error_code(reply.body))
-        said = _quoted(words)
-        if code in (401, 403):
-            return self.auth_failed(words)
-        if code == 402:
+    def _job_error(self, code: str, message: str | None) -> JobError:
+        code = self.redact(code)
+        # A code alone still reads as a sentence: VIDEO_GENERATION_TIMEOUT -> "Video generation timeout."
+        return JobError(
+            code=code, message=self.redact(message) if message else f"{code.replace('_', ' ').capitalize()}."
+        )
+
+    def _http_error(self, reply: Reply) -> JobState:
+        """An HTTP answer other than 200/202, read by its `code` first (`<FAMILY>_<SUB>`), then by its status.
+
+        429, 5xx without a deciding code, and redirects never get here (`common_errors`).
+        """
+        status = reply.status_code
+        code = _error_code(reply.body)
+        message = self.error_message(reply)
+        said = self.quoted(self._words(message, code))
+        sub = _sub_code(code)
+        if code and sub in _GENERATION_ENDED:
+            # The generation itself ended: a failed job in the provider's words, as a FAILED status would be.
+            return JobState(
+                status="failed", provider_status=self.redact(code), error=self._job_error(code, _message_of(reply))
+            )
+        if sub == "INSUFFICIENT_CREDITS" or status == 402:
             # Not a job state and not worth retrying: like a rejected key, the account behind the key is
             # refused service until the user acts on it, so it shares authentication_failed.
-            return AuthenticationFailed(
-                f"skills.video refused the request for lack of credits (HTTP 402).{said} Add credits to the "
-                "account behind SKILLSVIDEO_API_KEY (skills.video dashboard, Billing/Credits), then check again."
+            raise self.account_refused(status, self._words(message, code))
+        if sub in ("UNSUPPORTED_MODEL", "INVALID_INPUT"):
+            raise ProviderProtocolError(
+                f"skills.video refused the request (HTTP {status}).{said} Check the task id: pass the generation "
+                "id exactly as the create call returned it, from this API (open.skills.video)."
             )
-        if code == 404:
-            return self.not_found()
-        if code in (400, 422):
-            # The request carries nothing but the id and the key, and the key has its own codes (401/403):
-            # an invalid request here means an id the provider cannot use.
-            return TaskNotFound(
-                f"skills.video refused this task id (HTTP {code}).{said} Check the id: pass the generation id "
-                "exactly as the create call returned it."
+        if status == 401:
+            raise self.auth_failed(self._words(message, code))
+        if status == 403:
+            raise self.account_refused(status, self._words(message, code))
+        if status == 404:
+            raise self.not_found()
+        if 400 <= status < 500 and said:
+            raise ProviderProtocolError(
+                f"skills.video refused the request (HTTP {status}).{said} Check the task id: pass the generation "
+                "id exactly as the create call returned it."
             )
-        return ProviderProtocolError(
-            f"skills.video answered HTTP {code}, which its result endpoint does not use.{said}"
+        raise ProviderProtocolError(
+            f"skills.video answered HTTP {status}, which its result endpoint does not use.{said}"
         )
 
     def _words(self, message: str | None, code: str | None) -> str:
@@ -223,8 +267,20 @@ def _error_code(body: bytes) -> str | None:
     return parsed.code or parsed.error
 
 
-def _quoted(words: str) -> str:
-    return f" The provider said: {words}" if words else ""
+def _sub_code(code: str | None) -> str | None:
+    """The part of `<FAMILY>_<SUB>` after a documented family, e.g. CONTENT_REJECTED; None for other codes."""
+    if code:
+        for family in _FAMILIES:
+            if code.upper().startswith(family):
+                return code.upper().removeprefix(family)
+    return None
+
+
+def _message_of(reply: Reply) -> str | None:
+    try:
+        return _ErrorBody.model_validate_json(reply.body).message
+    except ValidationError:
+        return None
 
 
 def _kind_of(declared: str | None, url: str) -> OutputKind:

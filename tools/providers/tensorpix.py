@@ -6,11 +6,13 @@ values; the enhancement-jobs API of the same backend mentions `IN_QUEUE`, and th
 shared vocabulary. `generated_video` stays null until the job is done; its `file` is a pre-signed URL that
 expires (a fresh one comes with every read), so the expiry is read from the URL's own query.
 `cost` is a decimal string in credits. No failure-reason field is documented; the common names are read if
-the API sends one.
+the API sends one. The account is refused (`authentication_failed`) with 403 on plans without API access and
+with a 400 whose words speak of Credits when they run out; any other 4xx quotes the provider.
 """
 
 from __future__ import annotations
 
+import json
 import mimetypes
 import re
 from collections.abc import Mapping
@@ -23,6 +25,7 @@ from pydantic import BaseModel, ConfigDict, field_validator
 
 from tools.errors import ProviderProtocolError
 from tools.providers.base import (
+    NOT_JSON,
     KeyedAdapter,
     Reply,
     check_task_id,
@@ -32,6 +35,9 @@ from tools.providers.base import (
     parse_wire,
 )
 from tools.result import Cost, JobError, JobState, Output, Status, format_utc
+
+# What tells the documented 400 for running out of Credits from any other 400.
+_CREDITS = re.compile(r"\bcredits?\b|\bbalance\b", re.IGNORECASE)
 
 UUID_TASK_ID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
 
@@ -84,6 +90,7 @@ class TensorPix(KeyedAdapter):
     base_url_env = "TENSORPIX_BASE_URL"
     api_key_env = "TENSORPIX_API_KEY"
     credential_hint = "set TENSORPIX_API_KEY"
+    account_page = "app.tensorpix.ai/billing"
 
     def validate_task_id(self, task_id: str) -> str:
         """A UUID in its canonical 8-4-4-4-12 form, sent lowercase (the form the API itself returns)."""
@@ -99,14 +106,23 @@ class TensorPix(KeyedAdapter):
 
     def parse(self, reply: Reply) -> JobState:
         code = reply.status_code
-        if code in (401, 403):
-            # 403 is what plans without API access get; the provider's sentence says which case it is.
+        if code == 401:
             raise self.auth_failed(self.error_message(reply))
         if code == 404:
             raise self.not_found()
         if code != 200:
-            said = self.error_message(reply) or f"HTTP {code}"
-            raise ProviderProtocolError(f"TensorPix refused the request (HTTP {code}): {said}")
+            said = self.error_message(reply) or _drf_errors(reply.body)
+            # 403 is what plans without API access get; running out of credits is a 400 "with an appropriate
+            # message" (docs: essentials/credits), whose words are all that tell it from another 400.
+            if code in (402, 403) or (code == 400 and _CREDITS.search(said)):
+                raise self.account_refused(code, said)
+            if not said:
+                raise ProviderProtocolError(f"TensorPix refused the request (HTTP {code}) without a reason.")
+            words = self.redact(said)[:300].rstrip(".")
+            raise ProviderProtocolError(
+                f"TensorPix refused the request (HTTP {code}): {words}. Check the task id: it must be a video-gen "
+                "job id as the create call returned it (enhancement jobs have their own API)."
+            )
         job = parse_wire(_Job, reply.json(), self.display_name)
         status = normalize_status(job.status, STATUS_WORDS)
         video = job.generated_video
@@ -135,6 +151,23 @@ class TensorPix(KeyedAdapter):
             error=error,
             cost=_credits(job.cost),
         )
+
+
+def _drf_errors(body: bytes) -> str:
+    """A Django REST Framework validation body's words (`{"field": ["..."]}`), where there is no `detail`."""
+    try:
+        data = json.loads(body)
+    except NOT_JSON:
+        return ""
+    if not isinstance(data, dict):
+        return ""
+    words: list[str] = []
+    for field, value in data.items():
+        texts = [value] if isinstance(value, str) else value if isinstance(value, list) else []
+        said = "; ".join(text.strip() for text in texts if isinstance(text, str) and text.strip())
+        if said:
+            words.append(said if field == "non_field_errors" else f"{field}: {said}")
+    return " ".join(words)
 
 
 def _output(video: _GeneratedVideo, url: str) -> Output:
