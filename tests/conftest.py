@@ -6,8 +6,10 @@ Tests never read the developer's environment: settings come from the sandbox's o
 from __future__ import annotations
 
 import os
+import random
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from dataclasses import replace
 from typing import Any
 
 import httpx
@@ -53,11 +55,14 @@ ServerFactory = Callable[..., MCPServer[GenerationService]]
 def make_server(sandbox: Sandbox, clock: VirtualClock) -> ServerFactory:
     def make(env: dict[str, str] | None = None, **settings: Any) -> MCPServer[GenerationService]:
         provider_env = sandbox.env() if env is None else env
+        configured = Settings(provider_env=provider_env, **settings)
         return build_server(
-            Settings(provider_env=provider_env, **settings),
+            configured,
             redactor=Redactor(),
             transport=httpx.ASGITransport(app=sandbox.app),
             clock=clock,
+            # The settings' own pace, with its jitter drawn the same on every run.
+            policy=replace(configured.poll_policy(), rng=random.Random(2026)),
         )
 
     return make

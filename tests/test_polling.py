@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import math
 import random
 from collections.abc import Awaitable, Callable, Iterable
+from datetime import timedelta
 from itertools import pairwise
 from typing import Any
 
@@ -13,7 +15,7 @@ from hypothesis import strategies as st
 
 from tools.clock import VirtualClock
 from tools.errors import ProviderUnavailable, TaskNotFound
-from tools.polling import WINDOW, PollPolicy, PollView, Sample, WaitMemory, wait_until_done
+from tools.polling import MAX_ETA_S, WINDOW, PollPolicy, PollView, Sample, WaitMemory, wait_until_done
 from tools.result import JobState, Status
 
 STEADY = PollPolicy(jitter=0.0)
@@ -123,11 +125,24 @@ def test_transient_errors_back_off_exponentially_and_never_before_retry_after() 
     def after(errors: int, retry_after: float | None = None) -> float | None:
         return STEADY.next_delay(view(elapsed=10, errors_in_a_row=errors, retry_after=retry_after))
 
-    assert [after(n) for n in (1, 2, 3, 4, 5, 6, 7)] == [1, 2, 4, 8, 16, 30, 30]
+    assert [after(n) for n in (1, 2, 3, 4, 5, 6, 7)] == [1, 2, 4, 8, 16, STEADY.cap_s, STEADY.cap_s]
     assert after(1, retry_after=7) == 7
     assert after(5, retry_after=7) == 16
     assert after(1, retry_after=0.2) == STEADY.floor_s
     assert STEADY.next_delay(view(elapsed=10, errors_in_a_row=1, retry_after=3, fixed_interval=5)) == 5
+
+
+@pytest.mark.parametrize(
+    ("fields", "longest"),
+    [({"cap_s": 5}, 5), ({"cap_s": 5, "error_cap_s": 3}, 3), ({"cap_s": 5, "error_cap_s": 60}, 5)],
+)
+def test_the_backoff_after_errors_never_passes_the_cap_but_retry_after_still_does(
+    fields: dict[str, Any], longest: float
+) -> None:
+    policy = PollPolicy(jitter=0.0, floor_s=0.5, **fields)
+    delays = [policy.next_delay(view(elapsed=10, errors_in_a_row=n)) for n in range(1, 20)]
+    assert max(d for d in delays if d is not None) == longest and delays[-1] == longest
+    assert policy.next_delay(view(elapsed=10, errors_in_a_row=9, retry_after=12)) == 12
 
 
 def test_a_retry_after_beyond_the_deadline_ends_the_wait() -> None:
@@ -158,6 +173,7 @@ def test_no_check_is_planned_when_less_than_the_floor_is_left() -> None:
     errors=st.integers(0, 200),
     retry_after=st.none() | st.floats(0, 5000),
     fixed=st.none() | st.floats(0.001, 5000),
+    report_s=st.floats(0, 100),
     seed=st.integers(0, 2**32),
 )
 def test_a_planned_check_is_never_past_the_deadline_nor_closer_than_the_floor_nor_before_retry_after(
@@ -168,6 +184,7 @@ def test_a_planned_check_is_never_past_the_deadline_nor_closer_than_the_floor_no
     errors: int,
     retry_after: float | None,
     fixed: float | None,
+    report_s: float,
     seed: int,
 ) -> None:
     policy = PollPolicy()
@@ -180,11 +197,13 @@ def test_a_planned_check_is_never_past_the_deadline_nor_closer_than_the_floor_no
             errors_in_a_row=errors,
             retry_after=retry_after if errors else None,
             fixed_interval=fixed,
+            report_s=report_s,
         ),
         random.Random(seed),
     )
     if delay is not None:
-        assert policy.floor_s <= delay <= timeout_s - elapsed - policy.landing_s
+        # The check after this pause, and its progress report, still fit before the deadline.
+        assert policy.floor_s <= delay <= timeout_s - elapsed - policy.landing_s - report_s
         if errors and retry_after is not None:
             assert delay >= retry_after
 
@@ -195,6 +214,59 @@ def test_a_planned_check_is_never_past_the_deadline_nor_closer_than_the_floor_no
 def test_a_policy_that_could_poll_without_pause_or_shrink_is_refused(fields: dict[str, Any]) -> None:
     with pytest.raises(ValueError, match="PollPolicy"):
         PollPolicy(**fields)
+
+
+@pytest.mark.parametrize("name", ["floor_s", "cap_s", "first_delay_s", "landing_s", "error_first_s", "error_cap_s"])
+@pytest.mark.parametrize("value", [0.0, -1.0, math.nan, math.inf])
+def test_every_duration_of_a_policy_must_be_a_finite_positive_number_of_seconds(name: str, value: float) -> None:
+    with pytest.raises(ValueError, match=f"PollPolicy.*{name}"):
+        PollPolicy(**dict[str, Any]({name: value}))
+
+
+@pytest.mark.parametrize("value", [-0.5, math.nan, math.inf])
+def test_aim_after_may_be_zero_but_not_negative_or_endless(value: float) -> None:
+    assert PollPolicy(aim_after_s=0).aim_after_s == 0
+    with pytest.raises(ValueError, match=r"PollPolicy.*aim_after_s"):
+        PollPolicy(aim_after_s=value)
+
+
+@pytest.mark.parametrize("growth", [math.nan, math.inf])
+def test_a_growth_that_is_no_finite_number_is_refused(growth: float) -> None:
+    with pytest.raises(ValueError, match="PollPolicy"):
+        PollPolicy(growth=growth)
+
+
+def test_a_policy_with_a_seeded_rng_jitters_the_same_way_every_time_without_being_handed_one() -> None:
+    def play() -> list[float]:
+        return delays_of(PollPolicy(jitter=0.2, rng=random.Random(7)), [state("queued")] * 12)
+
+    first = play()
+    assert first == play() == delays_of(PollPolicy(jitter=0.2), [state("queued")] * 12, random.Random(7))
+    assert first != delays_of(STEADY, [state("queued")] * 12)
+
+
+@pytest.mark.parametrize("eta", [1e300, 1e18, MAX_ETA_S * 2])
+def test_an_absurd_eta_plans_like_a_long_job_and_reads_as_one(eta: float) -> None:
+    assert STEADY.finish_estimate([Sample(0, state(eta_s=eta))]) == MAX_ETA_S
+    assert STEADY.next_delay(view(Sample(0, state(eta_s=eta)))) == STEADY.cap_s
+
+
+async def test_progress_messages_stay_short_whatever_numbers_the_provider_sends() -> None:
+    clock = VirtualClock()
+    heard: list[str] = []
+    answers = [state(eta_s=1e300), state(progress=1e300, eta_s=-5), state(progress=math.nan, eta_s=45)]
+
+    async def read(budget_s: float) -> JobState:
+        return answers[min(len(heard), len(answers) - 1)]
+
+    async def report(progress: float, total: float | None, message: str) -> None:
+        heard.append(message)
+
+    await wait_until_done(read, clock=clock, policy=STEADY, timeout_s=60, report=report)
+    assert heard[0].startswith("running (ETA over a day); next check in")
+    assert heard[1].startswith("running 100%;") and "ETA" not in heard[1]
+    assert heard[2].startswith("running (ETA 45s);")
+    assert max(len(message) for message in heard) < 80
 
 
 # ---- the loop ----
@@ -285,6 +357,85 @@ async def test_only_trouble_until_the_deadline_is_provider_unavailable_with_the_
         await wait_until_done(read, clock=clock, policy=STEADY, timeout_s=20)
     assert f"Try {len(tries)} failed" in raised.value.message and len(tries) > 3
     assert tries[-1] <= 20 - STEADY.landing_s
+    assert f"in {clock.monotonic():.1f}s of 20s ({len(tries)} tries)" in raised.value.message
+
+
+async def test_a_first_answer_with_a_retry_after_past_the_deadline_says_how_long_it_took_and_when_to_call_again() -> (
+    None
+):
+    clock = VirtualClock()
+    tries: list[float] = []
+
+    async def read(budget_s: float) -> JobState:
+        tries.append(clock.monotonic())
+        clock.advance(0.4)
+        raise ProviderUnavailable("Rate limited (HTTP 429).", retry_after=60)
+
+    with pytest.raises(ProviderUnavailable) as raised:
+        await wait_until_done(read, clock=clock, policy=STEADY, timeout_s=50)
+    assert tries == [0] and clock.sleeps == []
+    message = raised.value.message
+    assert "in 0.4s of 50s (1 try)" in message and "within 50s" not in message
+    assert "Rate limited" in message and "Retry-After" in message and "call again in 60s" in message
+    assert raised.value.retry_after == 60
+
+
+async def test_a_slow_progress_reporter_comes_out_of_the_pauses_and_the_wait_still_ends_by_its_deadline() -> None:
+    clock = VirtualClock()
+    log: list[tuple[float, float]] = []
+    heard: list[float] = []
+
+    async def slow_report(progress: float, total: float | None, message: str) -> None:
+        heard.append(progress)
+        clock.advance(3)
+
+    outcome = await wait_until_done(
+        scripted(clock, lambda now: state("queued"), log), clock=clock, policy=STEADY, timeout_s=20, report=slow_report
+    )
+    checks = [at for at, _ in log]
+    # Each check goes out when the policy said, counted from the check before: the report's 3 s are inside
+    # the 2 s, 3 s, 4.5 s pauses (or the pause is skipped), not added to them.
+    assert checks[:4] == pytest.approx([0, 3, 6, 10.5])
+    assert clock.monotonic() <= 20 and outcome.timed_out
+    assert all(at + budget <= 20 for at, budget in log)
+    assert heard[-1] == 20 and all(earlier < later for earlier, later in pairwise(heard))
+
+
+async def test_a_fixed_interval_is_kept_from_check_to_check_however_long_the_report_takes() -> None:
+    clock = VirtualClock()
+    log: list[tuple[float, float]] = []
+
+    async def slow_report(progress: float, total: float | None, message: str) -> None:
+        clock.advance(2)
+
+    await wait_until_done(
+        scripted(clock, lambda now: state("queued"), log),
+        clock=clock,
+        policy=STEADY,
+        timeout_s=30,
+        poll_interval_s=5,
+        report=slow_report,
+    )
+    # At 25 s a check and its 2 s report leave no room for another 5 s later: the last lands at 30 - 1 - 2.
+    assert [at for at, _ in log] == [0, 5, 10, 15, 20, 25, 27]
+    assert clock.monotonic() == 29
+
+
+async def test_a_report_that_eats_the_time_for_the_next_check_ends_the_wait_without_another() -> None:
+    clock = VirtualClock()
+    log: list[tuple[float, float]] = []
+    heard: list[float] = []
+
+    async def report(progress: float, total: float | None, message: str) -> None:
+        heard.append(progress)
+        # The first report is quick, the second stalls for longer than the wait has left.
+        clock.advance(0 if len(heard) == 1 else 15)
+
+    outcome = await wait_until_done(
+        scripted(clock, lambda now: state("queued"), log), clock=clock, policy=STEADY, timeout_s=20, report=report
+    )
+    assert [at for at, _ in log] == [0, STEADY.first_delay_s]
+    assert outcome.timed_out and outcome.polls == 2 and clock.monotonic() == STEADY.first_delay_s + 15
 
 
 async def test_trouble_after_a_good_answer_ends_in_that_answer_with_the_retry_after_noted() -> None:
@@ -381,10 +532,41 @@ async def test_a_retry_after_that_outlived_a_wait_holds_the_first_check_of_the_n
 
     first = await wait_until_done(read, clock=clock, policy=STEADY, timeout_s=20, memory=memory, key="job")
     assert first.timed_out and tries == [0, STEADY.first_delay_s]
-    with pytest.raises(ProviderUnavailable, match="Retry-After") as raised:
-        await wait_until_done(read, clock=clock, policy=STEADY, timeout_s=30, memory=memory, key="job")
-    assert tries == [0, STEADY.first_delay_s] and raised.value.retry_after == 60
-    clock.advance(10)
+    assert first.note is not None and "60s" in first.note and "past this call's deadline" in first.note
+    clock.advance(1)
+    held_off = await wait_until_done(read, clock=clock, policy=STEADY, timeout_s=30, memory=memory, key="job")
+    # Nothing is sent before the Retry-After runs out: the answer is the state last read, with when to call.
+    assert tries == [0, STEADY.first_delay_s]
+    assert (held_off.state.status, held_off.timed_out, held_off.polls, held_off.elapsed_s) == ("queued", True, 0, 0)
+    assert held_off.checked_at == clock.now() - timedelta(seconds=STEADY.first_delay_s + 1)
+    assert held_off.note is not None and "Retry-After" in held_off.note and "Call again in 59s" in held_off.note
+    clock.advance(9)
     await wait_until_done(read, clock=clock, policy=STEADY, timeout_s=100, memory=memory, key="job", report=report)
     assert tries[2] == STEADY.first_delay_s + 60
     assert heard[0][0] == 0 and "holding 50s" in heard[0][1] and heard[1][0] == 50
+
+
+async def test_a_retry_after_that_outlasts_the_next_wait_with_nothing_read_is_provider_unavailable_saying_when() -> (
+    None
+):
+    clock = VirtualClock()
+    memory = WaitMemory()
+    tries: list[float] = []
+    heard: list[tuple[float, str]] = []
+
+    async def read(budget_s: float) -> JobState:
+        tries.append(clock.monotonic())
+        raise ProviderUnavailable("Rate limited (HTTP 429).", retry_after=90)
+
+    async def report(progress: float, total: float | None, message: str) -> None:
+        heard.append((progress, message))
+
+    with pytest.raises(ProviderUnavailable):
+        await wait_until_done(read, clock=clock, policy=STEADY, timeout_s=20, memory=memory, key="job")
+    clock.advance(5)
+    with pytest.raises(ProviderUnavailable) as raised:
+        await wait_until_done(read, clock=clock, policy=STEADY, timeout_s=50, memory=memory, key="job", report=report)
+    assert tries == [0] and raised.value.retry_after == 85
+    assert "85s" in raised.value.message and "waited 0s" in raised.value.message
+    assert "Call again in 85s" in raised.value.message
+    assert heard == [(50, heard[0][1])] and "Retry-After" in heard[0][1]

@@ -7,9 +7,11 @@ when the wait starts): what the provider would see.
 from __future__ import annotations
 
 import math
+import random
 import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import replace
 from itertools import pairwise
 from typing import Any
 
@@ -43,11 +45,13 @@ async def connected(
     mode: str = "auto",
     **settings: Any,
 ) -> AsyncIterator[Client]:
+    """A client on a server wired to `sandbox`; the policy is the server's own unless given, jittered but seeded."""
+    config = Settings(provider_env=sandbox.env() if env is None else env, **settings)
     server = build_server(
-        Settings(provider_env=sandbox.env() if env is None else env, **settings),
+        config,
         transport=transport or httpx.ASGITransport(app=sandbox.app),
         clock=clock,
-        policy=policy,
+        policy=policy or replace(config.poll_policy(), rng=random.Random(2026)),
     )
     async with Client(server, mode=mode) as client:
         yield client
@@ -300,6 +304,7 @@ async def test_a_retry_after_longer_than_the_time_left_ends_the_wait_with_the_la
     assert request_times(sandbox) == [0, STEADY.first_delay_s]
     assert (result.timed_out, result.status, result.elapsed_s) == (True, "queued", STEADY.first_delay_s)
     assert result.note is not None and "60s" in result.note and "Retry-After" in result.note
+    assert "past this call's deadline" in result.note and "Call again in 60s" in result.note
 
 
 async def test_the_next_call_honours_a_retry_after_that_outlived_the_last_one(
@@ -307,12 +312,29 @@ async def test_the_next_call_honours_a_retry_after_that_outlived_the_last_one(
 ) -> None:
     sandbox["skillsvideo"].add_job("gen_1", Timeline(queued_s=1000), [Fault("slow"), Fault.rate_limited(60)])
     async with connected(sandbox, clock, policy=STEADY) as client:
-        await wait_for(client, "gen_1", timeout_s=20)
-        too_soon = error_of(await wait_for(client, "gen_1", timeout_s=30))
+        first = result_of(await wait_for(client, "gen_1", timeout_s=20))
+        # The next call comes too soon: nothing may be sent yet, so it answers with what the first one read.
+        too_soon = result_of(await wait_for(client, "gen_1", timeout_s=30))
         assert request_times(sandbox) == [0, STEADY.first_delay_s]
         result = result_of(await wait_for(client, "gen_1", timeout_s=100))
-    assert "provider_unavailable" in too_soon and "Retry-After" in too_soon and "nothing was sent" in too_soon
+    assert (too_soon.status, too_soon.timed_out, too_soon.polls, too_soon.elapsed_s) == ("queued", True, 0, 0)
+    assert too_soon.checked_at == first.checked_at
+    assert too_soon.note is not None and "Retry-After" in too_soon.note and "nothing was sent" in too_soon.note
+    assert "past this call's 30s deadline" in too_soon.note and "Call again in 60s" in too_soon.note
     assert request_times(sandbox)[2] == STEADY.first_delay_s + 60 and result.status == "queued"
+
+
+async def test_a_retry_after_past_the_deadline_before_any_answer_is_unavailable_with_the_time_taken_and_when_to_call(
+    sandbox: Sandbox, clock: VirtualClock
+) -> None:
+    sandbox["skillsvideo"].add_job("gen_1", Timeline(queued_s=100), [Fault.rate_limited(60)])
+    async with connected(sandbox, clock, policy=STEADY) as client:
+        text = error_of(await wait_for(client, "gen_1", timeout_s=50))
+        again = error_of(await wait_for(client, "gen_1", timeout_s=50))
+    assert request_times(sandbox) == [0]
+    assert "provider_unavailable" in text and "HTTP 429" in text and "within 50s" not in text
+    assert "in 0.0s of 50s (1 try)" in text and "call again in 60s" in text
+    assert "provider_unavailable" in again and "waited 0s" in again and "Call again in 60s" in again
 
 
 @pytest.mark.parametrize(

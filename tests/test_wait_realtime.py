@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import random
+from dataclasses import replace
+
 import anyio
 import httpx
 from mcp import Client
@@ -22,7 +25,7 @@ def serve(sandbox: Sandbox) -> Client:
         Settings(provider_env=sandbox.env()),
         transport=httpx.ASGITransport(app=sandbox.app),
         clock=SystemClock(),
-        policy=BRISK,
+        policy=replace(BRISK, rng=random.Random(2026)),
     )
     return Client(server)
 

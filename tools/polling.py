@@ -1,11 +1,12 @@
 """The bounded wait: when to check again, and the loop that does it.
 
 `PollPolicy` is pure: given what is known so far (a `PollView`), it says how long to wait before the next
-check, or that no further check fits before the deadline. Nothing in it sleeps or reads a clock, so tests
-and benchmarks can play thousands of jobs in virtual time. `wait_until_done` is the loop: it reads the job
-(the first time at once), asks the policy, reports progress, sleeps on the injected clock, and stops when
-the job is done, the deadline comes, or the caller cancels. Cancellation needs no code of its own: anyio
-delivers it inside the sleep or the request, and nothing is left behind to send another.
+check, or that no further check fits before the deadline. Nothing in it sleeps or reads a clock (its jitter
+comes from its own, seedable `rng`), so tests and benchmarks can play thousands of jobs in virtual time.
+`wait_until_done` is the loop: it reads the job (the first time at once), asks the policy, reports progress,
+sleeps on the injected clock until the time the policy gave, and stops when the job is done, the deadline
+comes, or the caller cancels. Cancellation needs no code of its own: anyio delivers it inside the sleep or
+the request, and nothing is left behind to send another.
 """
 
 from __future__ import annotations
@@ -15,8 +16,8 @@ import random
 import statistics
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Hashable, Sequence
-from dataclasses import dataclass
-from datetime import datetime
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from itertools import combinations
 
 from tools.clock import Clock
@@ -27,7 +28,9 @@ from tools.result import DONE_STATUSES, JobState
 # floor and any sensible cap, so forgetting older ones never changes a decision.
 WINDOW = 10
 
-_SHARED_RNG = random.Random()
+# ETAs are read up to this: a day is past any generation job, so a provider's 1e300 plans like a long job and
+# reads as one in a progress message, instead of as a 300-digit number.
+MAX_ETA_S = 86_400.0
 
 
 @dataclass(frozen=True)
@@ -50,20 +53,25 @@ class PollView:
     retry_after: float | None = None
     """The provider's Retry-After from the last check, when that check failed and it sent one."""
     fixed_interval: float | None = None
+    report_s: float = 0.0
+    """How long the last progress report took to deliver. The next will take about as long, and the one after
+    the last check must fit before the deadline too, so the last check starts that much earlier."""
 
 
 @dataclass(frozen=True)
 class PollPolicy:
     """Delay before the next check.
 
-    Preference: after transient trouble, exponential backoff that never undercuts Retry-After; a fixed
-    interval the caller asked for; the provider's ETA; the finish estimated from the slope of reported
-    progress; otherwise capped exponential backoff with jitter. A job still not done when its own estimate
-    said it would be gets the backoff as well (from `first_delay_s`, growing while it stays late), so a
-    stale ETA or a bar stuck at 99% cannot make us poll at the floor for ever.
+    Preference: after transient trouble, exponential backoff from `error_first_s` up to `error_cap_s` (at
+    most `cap_s`) that never undercuts Retry-After; a fixed interval the caller asked for; the provider's
+    ETA; the finish estimated from the slope of reported progress; otherwise capped exponential backoff with
+    jitter. A job still not done when its own estimate said it would be gets the backoff as well (from
+    `first_delay_s`, growing while it stays late), so a stale ETA or a bar stuck at 99% cannot make us poll
+    at the floor for ever.
 
     Never closer than `floor_s`, never further than `cap_s` (Retry-After and a caller's fixed interval may
-    go past the cap), never past the deadline: the last check starts `landing_s` before it.
+    go past the cap), never past the deadline: the last check starts `landing_s` before it, plus the time the
+    last progress report took (`PollView.report_s`).
     """
 
     floor_s: float = 1.0
@@ -77,24 +85,47 @@ class PollPolicy:
     landing_s: float = 1.0
     """The last check starts this long before the deadline; each request may take at least this long."""
     error_first_s: float = 1.0
-    error_cap_s: float = 30.0
+    error_cap_s: float | None = None
+    """The longest backoff after transient trouble, never above `cap_s` (the operator's longest pause); None
+    means `cap_s`. Retry-After is honoured beyond it."""
     progress_points: int = 5
+    rng: random.Random = field(default_factory=random.Random, compare=False, repr=False)
+    """Draws the jitter; a seeded one (`random.Random(7)`) makes every run pace alike."""
 
     def __post_init__(self) -> None:
-        if not 0 < self.floor_s <= self.cap_s:
-            raise ValueError(f"PollPolicy needs 0 < floor_s <= cap_s, got {self.floor_s:g} and {self.cap_s:g}.")
-        if self.growth < 1 or not 0 <= self.jitter < 1 or self.landing_s <= 0 or self.progress_points < 2:
-            raise ValueError("PollPolicy needs growth >= 1, 0 <= jitter < 1, landing_s > 0, progress_points >= 2.")
+        seconds = {
+            "floor_s": self.floor_s,
+            "cap_s": self.cap_s,
+            "first_delay_s": self.first_delay_s,
+            "landing_s": self.landing_s,
+            "error_first_s": self.error_first_s,
+            "error_cap_s": self.cap_s if self.error_cap_s is None else self.error_cap_s,
+        }
+        wrong = [name for name, value in seconds.items() if not (math.isfinite(value) and value > 0)]
+        if not (math.isfinite(self.aim_after_s) and self.aim_after_s >= 0):
+            wrong.append("aim_after_s")
+        if wrong:
+            raise ValueError(
+                f"PollPolicy needs a finite number of seconds above 0 (aim_after_s: 0 or more) for {', '.join(wrong)}."
+            )
+        if self.floor_s > self.cap_s:
+            raise ValueError(f"PollPolicy needs floor_s <= cap_s, got {self.floor_s:g} and {self.cap_s:g}.")
+        if (
+            not (math.isfinite(self.growth) and self.growth >= 1)
+            or not 0 <= self.jitter < 1
+            or self.progress_points < 2
+        ):
+            raise ValueError("PollPolicy needs a finite growth >= 1, 0 <= jitter < 1 and progress_points >= 2.")
 
     def next_delay(self, view: PollView, rng: random.Random | None = None) -> float | None:
         """Seconds to sleep before the next check, or None when no check fits before the deadline."""
-        budget = view.remaining - self.landing_s
+        budget = view.remaining - self.landing_s - view.report_s
         if budget < self.floor_s:
             return None
         if view.retry_after is not None and view.retry_after > budget:
             # The provider asked us to stay away past our deadline: another check would be rude and useless.
             return None
-        delay = max(self.floor_s, self._wanted(view, rng or _SHARED_RNG))
+        delay = max(self.floor_s, self._wanted(view, rng or self.rng))
         if budget - delay < self.floor_s:
             # No room for a check after this one: make this one the last, just before the deadline.
             return budget
@@ -107,14 +138,15 @@ class PollPolicy:
         last = samples[-1]
         if last.state.status in DONE_STATUSES:
             return None
-        eta = last.state.eta_s
-        if eta is not None and math.isfinite(eta) and eta >= 0:
+        eta = sane_eta(last.state.eta_s)
+        if eta is not None:
             return last.at + eta
         return self._finish_from_progress(samples)
 
     def _wanted(self, view: PollView, rng: random.Random) -> float:
         if view.errors_in_a_row:
-            backoff = self._backoff(self.error_first_s, 2.0, view.errors_in_a_row, self.error_cap_s, rng)
+            cap = self.cap_s if self.error_cap_s is None else min(self.error_cap_s, self.cap_s)
+            backoff = self._backoff(self.error_first_s, 2.0, view.errors_in_a_row, cap, rng)
             return max(backoff, view.retry_after or 0.0, view.fixed_interval or 0.0)
         if view.fixed_interval is not None:
             return view.fixed_interval
@@ -158,6 +190,13 @@ class PollPolicy:
         # Jitter only shortens, so the cap stays a cap; the exponent is bounded before it can overflow.
         base = min(cap, first * growth ** min(step - 1, 64))
         return base * (1.0 - self.jitter * rng.random())
+
+
+def sane_eta(eta_s: float | None) -> float | None:
+    """A provider's ETA as the wait uses it: None when it is no number of seconds ahead, at most `MAX_ETA_S`."""
+    if eta_s is None or not math.isfinite(eta_s) or eta_s < 0:
+        return None
+    return min(eta_s, MAX_ETA_S)
 
 
 @dataclass(frozen=True)
@@ -240,22 +279,30 @@ async def wait_until_done(
     """Check `read` until the job is done or no further check fits in `timeout_s`.
 
     `read(budget_s)` makes one provider request that must give up after `budget_s`: the time left before
-    the deadline, but never less than the policy's `landing_s`, so the wait ends at the deadline (or
-    `landing_s` after its start, for a wait shorter than that). Transient trouble (`ProviderUnavailable`) is
-    retried inside the deadline; any other error ends the wait at once. If time runs out before any state
-    could be read, the last `ProviderUnavailable` is raised. With a `memory`, the pace picks up where the
-    last wait on the same `key` left off: the first check still goes out at once, unless that wait was
-    given a Retry-After that has not run out yet.
+    the deadline less what the last progress report took, but never less than the policy's `landing_s`, so
+    the wait ends at the deadline (or `landing_s` after its start, for a wait shorter than that). Transient
+    trouble (`ProviderUnavailable`) is retried inside the deadline; any other error ends the wait at once.
+    If time runs out before any state could be read, a `ProviderUnavailable` says how long was waited, the
+    last reason and, where the provider gave one, its Retry-After. Jitter comes from `rng`, else the policy's.
+
+    With a `memory`, the pace picks up where the last wait on the same `key` left off: the first check still
+    goes out at once, unless that wait was given a Retry-After that has not run out yet. One that outlasts
+    this wait too sends nothing: the answer is the state last read (timed out, with a note saying when to call
+    again), or the `ProviderUnavailable` above when none was.
 
     `report` hears after every check: progress is seconds waited, total is `timeout_s`, and the last report
-    (done or out of time) is exactly `timeout_s`, so a client's bar ends full.
+    (done or out of time) is exactly `timeout_s`, so a client's bar ends full. Time spent delivering reports
+    comes out of the pauses, never on top of them; a report so slow that it leaves no time for the check
+    that was to follow ends the wait without another.
     """
     start = clock.monotonic()
     view = PollView(elapsed=0.0, remaining=timeout_s) if memory is None else memory.recall(key, start)
     view.remaining, view.fixed_interval = timeout_s, poll_interval_s
     try:
         if view.retry_after is not None:
-            await _hold(view, clock, policy, timeout_s, report)
+            held_off = await _hold(view, start, clock, policy, timeout_s, report)
+            if held_off is not None:
+                return held_off
         return await _poll(read, view, start, clock, policy, timeout_s, report, rng)
     finally:
         # Also after a cancel or an error: what was read is true, and the next call can pace itself by it.
@@ -264,21 +311,36 @@ async def wait_until_done(
 
 
 async def _hold(
-    view: PollView, clock: Clock, policy: PollPolicy, timeout_s: float, report: ProgressReporter | None
-) -> None:
-    """Before the first check, sit out what is left of a Retry-After an earlier wait was given."""
+    view: PollView, start: float, clock: Clock, policy: PollPolicy, timeout_s: float, report: ProgressReporter | None
+) -> WaitOutcome | None:
+    """Before the first check, sit out what is left of a Retry-After an earlier wait was given.
+
+    One that outlasts this wait is not sat out: nothing may be sent before it ends, so the answer is the
+    state the earlier wait read (returned here), or, when it read none, `ProviderUnavailable`.
+    """
     hold = view.retry_after or 0.0
+    waited = f"waited 0s of {timeout_s:g}s"
     if hold > timeout_s - policy.landing_s:
-        raise ProviderUnavailable(
-            f"The provider asked for {hold:.0f}s more before the next check (Retry-After), longer than this "
-            "wait; nothing was sent. Call again after that.",
-            retry_after=hold,
+        asked = (
+            f"provider asked for {hold:.0f}s more before the next check (Retry-After), past this call's "
+            f"{timeout_s:g}s deadline, so nothing was sent"
         )
+        if report is not None:
+            await report(timeout_s, timeout_s, f"the {asked}; {waited}")
+        again = f"Call again in {math.ceil(hold)}s or later."
+        if not view.samples:
+            raise ProviderUnavailable(f"The {asked} (waited 0s). {again}", retry_after=hold)
+        last = view.samples[-1]
+        # Remembered samples lie before this wait's start, on the same clock: that is when the state was read.
+        checked_at = clock.now() - timedelta(seconds=clock.monotonic() - (start + last.at))
+        note = f"The {asked}: this is the state last read. {again}"
+        return WaitOutcome(last.state, checked_at, 0.0, 0, timed_out=True, note=note)
     if report is not None:
-        await report(
-            0.0, timeout_s, f"holding {hold:.0f}s as the provider asked (Retry-After); waited 0s of {timeout_s:g}s"
-        )
-    await clock.sleep(hold)
+        await report(0.0, timeout_s, f"holding {hold:.0f}s as the provider asked (Retry-After); {waited}")
+    # Until a fixed time, so a slow report is part of the hold rather than added to it.
+    if (pause := start + hold - clock.monotonic()) > 0:
+        await clock.sleep(pause)
+    return None
 
 
 async def _poll(
@@ -291,13 +353,14 @@ async def _poll(
     report: ProgressReporter | None,
     rng: random.Random | None,
 ) -> WaitOutcome:
+    deadline = start + timeout_s
     checked_at: datetime | None = None
     error: ProviderUnavailable | None = None
     polls = 0
     while True:
         polls += 1
         try:
-            state = await read(max(policy.landing_s, timeout_s - (clock.monotonic() - start)))
+            state = await read(max(policy.landing_s, deadline - clock.monotonic() - view.report_s))
         except ProviderUnavailable as exc:
             error = exc
             view.errors_in_a_row += 1
@@ -307,28 +370,54 @@ async def _poll(
             view.samples = (*view.samples, Sample(clock.monotonic() - start, state))[-WINDOW:]
             view.errors_in_a_row = 0
             view.retry_after = None
-        view.elapsed = clock.monotonic() - start
+        checked = clock.monotonic()
+        view.elapsed = checked - start
         view.remaining = timeout_s - view.elapsed
         done = bool(view.samples) and view.samples[-1].state.status in DONE_STATUSES
         delay = None if done else policy.next_delay(view, rng)
         if report is not None:
-            # Seconds waited rise strictly (every sleep is at least the floor) and stay below timeout_s
+            # Seconds waited rise strictly (checks are at least the floor apart) and stay below timeout_s
             # while another check follows, which leaves timeout_s itself free for the last report.
             progress = timeout_s if delay is None else view.elapsed
             await report(progress, timeout_s, _progress_message(view, error, delay, timeout_s))
+            view.report_s = clock.monotonic() - checked
         if delay is None:
             break
-        await clock.sleep(delay)
+        # The wake time was fixed before the report went out, so delivering it comes out of the pause; and
+        # the next check starts early enough that it and its own report (as slow as this one) still fit.
+        now = clock.monotonic()
+        latest = deadline - policy.landing_s - view.report_s
+        if now > latest:
+            break
+        if (pause := min(checked + delay, latest) - now) > 0:
+            await clock.sleep(pause)
     if checked_at is None:
         assert error is not None
-        raise ProviderUnavailable(
-            f"No answer from the provider within {timeout_s:g}s ({polls} tries). Last: {error.message}",
-            retry_after=error.retry_after,
-        )
+        raise _no_answer(error, view, polls, timeout_s, clock.monotonic() - start)
     note = None
     if not done and view.retry_after is not None:
-        note = f"The provider's last answer asked for {view.retry_after:.0f}s before the next check (Retry-After)."
+        left = math.ceil(max(0.0, view.retry_after - (clock.monotonic() - start - view.elapsed)))
+        note = (
+            f"The provider's last answer asked for {view.retry_after:.0f}s before the next check (Retry-After), "
+            f"past this call's deadline: this is the state read before it. Call again in {left}s or later."
+        )
     return WaitOutcome(view.samples[-1].state, checked_at, view.elapsed, polls, timed_out=not done, note=note)
+
+
+def _no_answer(
+    error: ProviderUnavailable, view: PollView, polls: int, timeout_s: float, waited_s: float
+) -> ProviderUnavailable:
+    """Time ran out, or the provider's Retry-After reaches past it, before any state could be read."""
+    tries = "1 try" if polls == 1 else f"{polls} tries"
+    said = f"No answer from the provider in {waited_s:.1f}s of {timeout_s:g}s ({tries}). Last: {error.message}"
+    if view.retry_after is None:
+        return ProviderUnavailable(said, retry_after=error.retry_after)
+    left = math.ceil(max(0.0, view.retry_after - (waited_s - view.elapsed)))
+    return ProviderUnavailable(
+        f"{said} That Retry-After reaches past this call's deadline, so no further check was sent: call again in "
+        f"{left}s or later.",
+        retry_after=view.retry_after,
+    )
 
 
 def _progress_message(view: PollView, error: ProviderUnavailable | None, delay: float | None, timeout_s: float) -> str:
@@ -339,7 +428,12 @@ def _progress_message(view: PollView, error: ProviderUnavailable | None, delay: 
     if view.errors_in_a_row and error is not None:
         # The first sentence names the provider and the HTTP status; the rest is advice for the final error.
         said = error.message.split(". ")[0].rstrip(".")
-        then = "giving up" if delay is None else f"retrying in {delay:.0f}s"
+        if delay is not None:
+            then = f"retrying in {delay:.0f}s"
+        elif view.retry_after is not None:
+            then = f"giving up: it asked for {view.retry_after:.0f}s (Retry-After), past the deadline"
+        else:
+            then = "giving up"
         return f"{said}; {then}; {waited}"
     known = "no answer yet" if state is None else _describe(state)
     then = "no time left for another check" if delay is None else f"next check in {delay:.0f}s"
@@ -351,8 +445,9 @@ def _describe(state: JobState) -> str:
         return state.status
     # A percent means something only while the job runs: queued jobs report 0 and finished ones say so.
     words: list[str] = [state.status]
-    if state.progress is not None and state.status == "running":
-        words.append(f"{state.progress:.0f}%")
-    if state.eta_s is not None:
-        words.append(f"(ETA {state.eta_s:.0f}s)")
+    if state.progress is not None and state.status == "running" and math.isfinite(state.progress):
+        words.append(f"{min(100.0, max(0.0, state.progress)):.0f}%")
+    eta = sane_eta(state.eta_s)
+    if eta is not None:
+        words.append("(ETA over a day)" if eta == MAX_ETA_S else f"(ETA {eta:.0f}s)")
     return " ".join(words)
