@@ -1,10 +1,12 @@
 """The streamable HTTP transport: `/mcp`, loopback by default, optional bearer token, DNS-rebinding checks.
 
-Three layers, outermost first:
+Four layers, outermost first:
 - `check_bind` refuses to start off loopback without a strong `GENRESULT_HTTP_TOKEN` and the Host names
   clients will use (`--allow-host`): a server other machines can reach must know both.
 - `BearerTokenMiddleware`, when a token is set, answers 401 to any request without exactly one
   `Authorization: Bearer <token>` header, before the MCP app sees it.
+- `CancelOnDisconnect` (stateful sessions only) cancels a tool call whose client hangs up before the
+  answer, as the client itself would have with `notifications/cancelled`.
 - The SDK's Host/Origin validation (its DNS-rebinding protection) stays on everywhere: on loopback the
   loopback names at this port, elsewhere only the allowed names.
 """
@@ -14,11 +16,13 @@ from __future__ import annotations
 import hashlib
 import hmac
 import ipaddress
+import json
 from typing import Any
 
+import anyio
 from mcp.server.mcpserver import MCPServer
 from mcp.server.transport_security import TransportSecuritySettings
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from server.settings import Settings, SettingsError
 
@@ -91,6 +95,104 @@ async def _unauthorized(send: Send) -> None:
     await send({"type": "http.response.body", "body": UNAUTHORIZED_BODY})
 
 
+SESSION_HEADER = b"mcp-session-id"
+
+# Delivering the cancel is one notification into a session's queue; a session too stuck to take it in this
+# long has bigger trouble, and the POST's task should not hang on it.
+CANCEL_DELIVERY_S = 5.0
+
+
+class CancelOnDisconnect:
+    """Cancels a stateful session's request when the client hangs up on the POST that carries it.
+
+    In a 2025-era stateful session the SDK runs every request in the session's own task, not in the task of
+    the POST that carried it, and a client that goes away (killed, network gone) is only noticed by that POST:
+    its answer stream closes, progress notifications are dropped unseen, and a wait would go on asking the
+    provider until its timeout. So when the client disconnects before the whole answer went out, this sends
+    the session what a client that gives up sends: `notifications/cancelled` for that request id, as a POST
+    of its own with the request's headers (session id, protocol version, Host, Origin, token), so it passes
+    the same checks. The server keeps no event store, so a dropped answer stream can never be resumed and
+    cancelling loses nothing. The 2026 era and stateless sessions serve each request inside its POST, whose
+    hang-up cancels it already; their POSTs carry no session id and pass through untouched.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] != "POST" or not _has_header(scope, SESSION_HEADER):
+            await self.app(scope, receive, send)
+            return
+        body = bytearray()
+        answered = hung_up = False
+
+        async def watch_receive() -> Message:
+            nonlocal hung_up
+            message = await receive()
+            if message["type"] == "http.request":
+                body.extend(message.get("body", b""))
+            elif message["type"] == "http.disconnect" and not answered:
+                hung_up = True
+            return message
+
+        async def watch_send(message: Message) -> None:
+            nonlocal answered
+            if message["type"] == "http.response.body" and not message.get("more_body", False):
+                answered = True
+            await send(message)
+
+        await self.app(scope, watch_receive, watch_send)
+        if hung_up and (request_id := _request_id(bytes(body))) is not None:
+            await self._cancel(scope, request_id)
+
+    async def _cancel(self, scope: Scope, request_id: str | int) -> None:
+        notice = json.dumps(
+            {
+                "jsonrpc": "2.0",
+                "method": "notifications/cancelled",
+                "params": {"requestId": request_id, "reason": "The client disconnected."},
+            }
+        ).encode()
+        replaced = (b"content-type", b"content-length", b"accept")
+        headers = [(name, value) for name, value in scope["headers"] if name.lower() not in replaced]
+        headers += [
+            (b"content-type", b"application/json"),
+            (b"content-length", str(len(notice)).encode()),
+            (b"accept", b"application/json, text/event-stream"),
+        ]
+        delivered = False
+
+        async def receive() -> Message:
+            nonlocal delivered
+            if delivered:
+                return {"type": "http.disconnect"}
+            delivered = True
+            return {"type": "http.request", "body": notice, "more_body": False}
+
+        async def send(message: Message) -> None:
+            """The answer (202 Accepted) has nobody to go to: the client is gone."""
+
+        with anyio.move_on_after(CANCEL_DELIVERY_S):
+            await self.app({**scope, "headers": headers}, receive, send)
+
+
+def _has_header(scope: Scope, name: bytes) -> bool:
+    return any(key.lower() == name for key, _ in scope["headers"])
+
+
+def _request_id(body: bytes) -> str | int | None:
+    """The id of the JSON-RPC request in `body`, or None for a notification, a response or no JSON at all."""
+    try:
+        message = json.loads(body)
+    except ValueError:
+        return None
+    if not isinstance(message, dict) or not isinstance(message.get("method"), str):
+        return None
+    request_id = message.get("id")
+    # bool is an int to Python, never an id to JSON-RPC.
+    return request_id if isinstance(request_id, str | int) and not isinstance(request_id, bool) else None
+
+
 def transport_security(host: str, port: int, allowed_hosts: list[str]) -> TransportSecuritySettings:
     """Host/Origin validation stays on everywhere; off loopback the allowed names must be given."""
     # Port 0 asks the system for a free port, which is not known here: any port on a loopback name is fine.
@@ -131,6 +233,8 @@ def http_app(
         transport_security=transport_security(host, port, allowed_hosts),
         host=host,
     )
+    if not stateless:
+        app = CancelOnDisconnect(app)
     if settings.http_token:
         app = BearerTokenMiddleware(app, settings.http_token)
     return app

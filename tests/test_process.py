@@ -1,6 +1,7 @@
 """The real thing, outside the fakes: the console script over stdio, over streamable HTTP, and the CLI.
 
-These start processes and use real time, so they keep to a few seconds each and sit inside fail_after.
+These start processes and use real time, so they sit inside fail_after and keep short: a sandbox job takes
+about 8 s (2 s queued, 6 s running), so the runs that follow jobs to their end follow them side by side.
 """
 
 from __future__ import annotations
@@ -11,15 +12,20 @@ import shutil
 import socket
 import subprocess
 import sys
+import textwrap
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from itertools import pairwise
 from pathlib import Path
+from typing import Any
 
 import anyio
 import httpx
-import pytest
 from mcp import Client, StdioServerParameters
 
+from sandbox import Sandbox, Timeline
+from tests.hardening.loopback import serving
+from tools.clock import SystemClock
 from tools.providers import ADAPTERS
 from tools.result import GenerationResult
 
@@ -30,6 +36,10 @@ SANDBOX_IDS = {
     "tensorpix": "3c90c3cc-0d44-4b50-8888-8dd25736052a",
     "skillsvideo": "gen_123",
 }
+# Providers whose sandbox answers carry the job's cost, as their APIs do.
+REPORTS_COST = {"tensorpix", "skillsvideo"}
+# Long enough for a fresh sandbox job (about 8 s) with room for a slow machine; waits that reach it fail.
+JOB_TIMEOUT_S = 30
 
 
 def console_script() -> str:
@@ -52,14 +62,55 @@ def free_port() -> int:
         return port
 
 
+class Waits:
+    """Waits run side by side on one client, each keeping its own progress, for the real-time runs."""
+
+    def __init__(self, client: Client) -> None:
+        self.client = client
+        self.results: dict[str, GenerationResult] = {}
+        self.progress: dict[str, list[float]] = {}
+
+    async def wait(self, provider: str, task_id: str, timeout_s: float) -> None:
+        heard = self.progress.setdefault(task_id, [])
+        last_heard = anyio.Event()
+
+        async def on_progress(progress: float, total: float | None, message: str | None) -> None:
+            heard.append(progress)
+            if progress == total:
+                last_heard.set()
+
+        reply = await self.client.call_tool(
+            "wait_for_generation",
+            {"provider": provider, "task_id": task_id, "timeout_s": timeout_s},
+            progress_callback=on_progress,
+        )
+        assert not reply.is_error, reply.content
+        self.results[task_id] = GenerationResult.model_validate(reply.structured_content)
+        # The client runs each progress callback in a task of its own, so the reply can overtake the last ones.
+        await last_heard.wait()
+
+
+def assert_timed_out_in_time(result: GenerationResult, timeout_s: float, progress: list[float]) -> None:
+    assert (result.timed_out, result.done) == (True, False) and result.elapsed_s is not None
+    # The last check lands a second (the policy's landing) before the deadline, and never after it.
+    assert timeout_s - 1.5 <= result.elapsed_s <= timeout_s
+    assert len(progress) >= 2 and all(earlier < later for earlier, later in pairwise(progress))
+
+
+def assert_succeeded(result: GenerationResult, progress: list[float]) -> None:
+    assert (result.status, result.done, result.timed_out) == ("succeeded", True, False)
+    assert result.outputs and all(output.url.startswith("https://") for output in result.outputs)
+    assert result.elapsed_s is not None and 7 <= result.elapsed_s < JOB_TIMEOUT_S
+    assert result.provider in REPORTS_COST or result.cost is None
+    if result.provider in REPORTS_COST:
+        assert result.cost is not None and result.cost.amount > 0
+    assert all(earlier < later for earlier, later in pairwise(progress)) and progress[-1] == JOB_TIMEOUT_S
+
+
 async def test_the_console_script_serves_every_provider_over_real_stdio_in_sandbox_mode() -> None:
     params = StdioServerParameters(command=console_script(), args=["--sandbox"], env=clean_env())
-    progress: list[tuple[float, str | None]] = []
 
-    async def on_progress(value: float, total: float | None, message: str | None) -> None:
-        progress.append((value, message))
-
-    with anyio.fail_after(30):
+    with anyio.fail_after(45):
         async with Client(params) as client:
             names = {tool.name for tool in (await client.list_tools()).tools}
             assert names == {"get_generation_result", "wait_for_generation"}
@@ -68,16 +119,15 @@ async def test_the_console_script_serves_every_provider_over_real_stdio_in_sandb
                 assert not reply.is_error, reply.content
                 result = GenerationResult.model_validate(reply.structured_content)
                 assert (result.provider, result.task_id, result.done) == (provider, task_id, False)
-            reply = await client.call_tool(
-                "wait_for_generation",
-                {"provider": "skillsvideo", "task_id": "gen_stdio", "timeout_s": 2.5},
-                progress_callback=on_progress,
-            )
-    waited = GenerationResult.model_validate(reply.structured_content)
-    assert waited.timed_out is True and waited.done is False and waited.elapsed_s is not None
-    assert 1.0 <= waited.elapsed_s <= 2.5
-    assert len(progress) >= 2
-    assert [value for value, _ in progress] == sorted({value for value, _ in progress})
+            waits = Waits(client)
+            async with anyio.create_task_group() as group:
+                group.start_soon(waits.wait, "skillsvideo", "gen_stdio", 2.5)
+                group.start_soon(waits.wait, "tensorpix", "7d3c1e2a-5b6f-4a8e-9c0d-1e2f3a4b5c6d", JOB_TIMEOUT_S)
+    waited = waits.results["gen_stdio"]
+    assert_timed_out_in_time(waited, 2.5, waits.progress["gen_stdio"])
+    assert waits.progress["gen_stdio"][-1] == 2.5
+    followed = "7d3c1e2a-5b6f-4a8e-9c0d-1e2f3a4b5c6d"
+    assert_succeeded(waits.results[followed], waits.progress[followed])
 
 
 async def test_mcp_json_launches_the_installed_server_as_a_client_would() -> None:
@@ -92,12 +142,42 @@ async def test_mcp_json_launches_the_installed_server_as_a_client_would() -> Non
     assert reply.is_error and "unknown_provider" in reply.content[0].text  # type: ignore[union-attr]
 
 
+async def test_mcp_json_in_sandbox_mode_follows_a_job_at_every_provider_to_its_result() -> None:
+    config = json.loads((ROOT / "mcp.json").read_text())["mcpServers"]["genresult"]
+    command = shutil.which(config["command"], path=str(Path(sys.executable).parent)) or config["command"]
+    params = StdioServerParameters(command=command, args=[*config["args"], "--sandbox"], env=clean_env(**config["env"]))
+    fresh = {**SANDBOX_IDS, "flexstack": "json-video-2", "modelslab": "2718", "skillsvideo": "gen_json"}
+    fresh["tensorpix"] = "0e9b8c7d-6a5f-4e3d-8c2b-1a0f9e8d7c6b"
+    with anyio.fail_after(45):
+        async with Client(params) as client:
+            names = {tool.name for tool in (await client.list_tools()).tools}
+            waits = Waits(client)
+            async with anyio.create_task_group() as group:
+                for provider, task_id in fresh.items():
+                    group.start_soon(waits.wait, provider, task_id, JOB_TIMEOUT_S)
+    assert names == {"get_generation_result", "wait_for_generation"}
+    for provider, task_id in fresh.items():
+        result = waits.results[task_id]
+        assert (result.provider, result.task_id) == (provider, task_id)
+        assert_succeeded(result, waits.progress[task_id])
+
+
 @asynccontextmanager
-async def http_server(*extra: str) -> AsyncIterator[str]:
+async def http_server(*extra: str, env: dict[str, str] | None = None) -> AsyncIterator[str]:
+    """The console script serving MCP over HTTP on a free loopback port: in sandbox mode, unless `env` is given."""
     port = free_port()
     process = subprocess.Popen(
-        [console_script(), "serve", "--transport", "http", "--port", str(port), "--sandbox", *extra],
-        env=clean_env(),
+        [
+            console_script(),
+            "serve",
+            "--transport",
+            "http",
+            "--port",
+            str(port),
+            *extra,
+            *([] if env else ["--sandbox"]),
+        ],
+        env=env or clean_env(),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
     )
@@ -118,24 +198,81 @@ async def http_server(*extra: str) -> AsyncIterator[str]:
             process.stderr.close()
 
 
-@pytest.mark.parametrize("extra", [(), ("--stateless",)], ids=["stateful", "stateless"])
-async def test_the_server_answers_over_real_streamable_http(extra: tuple[str, ...]) -> None:
-    progress: list[float] = []
+async def test_the_server_answers_over_real_streamable_http_stateful_and_stateless() -> None:
+    looked: dict[str, GenerationResult] = {}
+    waited: dict[str, Waits] = {}
 
-    async def on_progress(value: float, total: float | None, message: str | None) -> None:
-        progress.append(value)
-
-    with anyio.fail_after(30):
+    async def exercise(mode: str, *extra: str) -> None:
         async with http_server(*extra) as url, Client(url) as client:
             reply = await client.call_tool("get_generation_result", {"provider": "skillsvideo", "task_id": "gen_http"})
-            waited = await client.call_tool(
+            looked[mode] = GenerationResult.model_validate(reply.structured_content)
+            waits = waited[mode] = Waits(client)
+            async with anyio.create_task_group() as group:
+                group.start_soon(waits.wait, "skillsvideo", "gen_http", 2.5)
+                group.start_soon(waits.wait, "modelslab", "31415", JOB_TIMEOUT_S)
+
+    # Both modes side by side: each follows a job of about 8 s to its end.
+    with anyio.fail_after(45):
+        async with anyio.create_task_group() as group:
+            group.start_soon(exercise, "stateful")
+            group.start_soon(exercise, "stateless", "--stateless")
+    for mode, waits in waited.items():
+        assert looked[mode].provider_status == "IN_QUEUE", mode
+        assert_timed_out_in_time(waits.results["gen_http"], 2.5, waits.progress["gen_http"])
+        assert_succeeded(waits.results["31415"], waits.progress["31415"])
+    assert set(waited) == {"stateful", "stateless"}
+
+
+# A client in a process of its own, so it can be killed mid-call as a crashed agent or a closed laptop would.
+DOOMED_CLIENT = textwrap.dedent(
+    """
+    import sys
+
+    import anyio
+    from mcp import Client
+
+    async def main() -> None:
+        async def on_progress(value, total, message) -> None:
+            pass
+
+        async with Client(sys.argv[1], mode="legacy") as client:
+            await client.call_tool(
                 "wait_for_generation",
-                {"provider": "skillsvideo", "task_id": "gen_http", "timeout_s": 1.5},
+                {"provider": "skillsvideo", "task_id": "gen_gone", "timeout_s": 40, "poll_interval_s": 0.2},
                 progress_callback=on_progress,
             )
-    assert GenerationResult.model_validate(reply.structured_content).provider_status == "IN_QUEUE"
-    assert GenerationResult.model_validate(waited.structured_content).timed_out is True
-    assert progress
+
+    anyio.run(main)
+    """
+)
+
+
+async def test_a_legacy_http_client_killed_mid_wait_stops_the_requests_to_the_provider() -> None:
+    # The emulator serves on loopback in this process, so its request log shows what the server still sends.
+    sandbox = Sandbox(SystemClock(), auto_create=False)
+    sandbox["skillsvideo"].add_job("gen_gone", Timeline(queued_s=1000))
+    requests = sandbox["skillsvideo"].requests
+    with serving(sandbox.app) as emulators, anyio.fail_after(30):
+        env = clean_env(**sandbox.env(emulators.root), GENRESULT_POLL_FLOOR_S="0.2")
+        async with http_server(env=env) as url:
+            client = subprocess.Popen([sys.executable, "-c", DOOMED_CLIENT, url], env=env)
+            try:
+                while len(requests) < 3:
+                    assert client.poll() is None, "the client ended before it could be killed"
+                    await anyio.sleep(0.05)
+            finally:
+                client.kill()
+                client.wait(timeout=10)
+            # A request in flight at the kill may still land, and the server needs a moment to hear the hang-up;
+            # soon after, the wait (a check every 0.2 s for 40 s) must fall silent for five intervals in a row.
+            quiet = False
+            with anyio.move_on_after(5):
+                while not quiet:
+                    seen = len(requests)
+                    await anyio.sleep(1.0)
+                    quiet = len(requests) == seen
+            assert quiet, "the server kept asking the provider after its client was gone"
+    assert all(request.path.endswith("/generation/gen_gone") for request in requests)
 
 
 def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
@@ -163,6 +300,84 @@ def test_cli_errors_exit_3_with_the_code_on_stderr_and_nothing_on_stdout() -> No
     assert done.returncode == 3
     assert done.stdout == ""
     assert "task_not_found" in done.stderr
+
+
+async def test_cli_wait_in_sandbox_mode_exits_0_when_the_job_succeeds_and_1_when_it_fails() -> None:
+    async def wait(task_id: str) -> Any:
+        command = [console_script(), "wait", "skillsvideo", task_id, "--timeout", str(JOB_TIMEOUT_S), "--sandbox"]
+        return await anyio.run_process(command, env=clean_env(), check=False)
+
+    outcomes: dict[str, Any] = {}
+
+    async def run(task_id: str) -> None:
+        outcomes[task_id] = await wait(task_id)
+
+    with anyio.fail_after(45):
+        async with anyio.create_task_group() as group:
+            for task_id in ("gen_cli_ok", "gen_cli_fail"):
+                group.start_soon(run, task_id)
+    succeeded, failed = outcomes["gen_cli_ok"], outcomes["gen_cli_fail"]
+    assert succeeded.returncode == 0, succeeded.stderr
+    good = GenerationResult.model_validate_json(succeeded.stdout)
+    assert (good.status, good.done, good.timed_out) == ("succeeded", True, False) and good.outputs
+    assert failed.returncode == 1, failed.stderr
+    bad = GenerationResult.model_validate_json(failed.stdout)
+    assert (bad.status, bad.done, bad.outputs) == ("failed", True, []) and bad.error is not None
+    assert b"waited" in succeeded.stderr and b"waited" in failed.stderr
+
+
+def test_the_demo_runs_end_to_end_and_prints_a_result_per_provider() -> None:
+    done = subprocess.run(
+        [console_script(), "demo"], env=clean_env(), capture_output=True, text=True, timeout=60, check=False
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "Tools: get_generation_result, wait_for_generation" in done.stdout
+    results = [GenerationResult.model_validate_json(line) for line in done.stdout.splitlines() if line.startswith("{")]
+    assert sorted(result.provider for result in results) == sorted(ADAPTERS)
+    assert all(result.status == "succeeded" and result.outputs for result in results)
+    assert "waited" in done.stdout
+
+
+async def test_cli_sandbox_serves_the_emulators_on_loopback_at_the_settings_it_prints() -> None:
+    port = free_port()
+    process = subprocess.Popen(
+        [console_script(), "sandbox", "--port", str(port)], env=clean_env(), stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert process.stdout is not None
+        with anyio.fail_after(20):
+            printed: dict[str, str] = {}
+            # One export line per provider setting (key and base URL); the first line is a comment.
+            while len(printed) < 2 * len(ADAPTERS):
+                line = await anyio.to_thread.run_sync(process.stdout.readline)
+                assert line, "genresult-mcp sandbox ended before printing its settings"
+                if line.startswith("export "):
+                    name, _, value = line.removeprefix("export ").strip().partition("=")
+                    printed[name] = value
+            assert all(
+                value.startswith(f"http://127.0.0.1:{port}/") for name, value in printed.items() if "URL" in name
+            )
+            async with httpx.AsyncClient() as probe:
+                while True:
+                    try:
+                        await probe.get(f"http://127.0.0.1:{port}/", timeout=0.5)
+                        break
+                    except httpx.TransportError:
+                        await anyio.sleep(0.05)
+            # The CLI pointed at them by those settings alone, without --sandbox, gets the emulator's answer.
+            done = await anyio.run_process(
+                [console_script(), "get", "tensorpix", "0e9b8c7d-6a5f-4e3d-8c2b-1a0f9e8d7c6b"],
+                env=clean_env(**printed),
+                check=False,
+            )
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+        if process.stdout is not None:
+            process.stdout.close()
+    assert done.returncode == 0, done.stderr
+    looked = GenerationResult.model_validate_json(done.stdout)
+    assert (looked.provider, looked.status) == ("tensorpix", "queued")
 
 
 def test_cli_refuses_to_serve_http_off_loopback_without_a_token() -> None:

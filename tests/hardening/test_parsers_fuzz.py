@@ -246,7 +246,7 @@ def read(adapter: Adapter, reply: Reply) -> JobState | GenResultError:
 # trouble is, whatever the status.
 BODY_DECIDES: dict[str, tuple[range, tuple[type[GenResultError], ...]]] = {
     "flexstack": (range(200, 300), (ProviderUnavailable,)),
-    "skillsvideo": (range(500, 600), (ProviderRejected,)),
+    "skillsvideo": (range(400, 600), (ProviderRejected,)),
 }
 
 
