@@ -94,4 +94,3 @@ def test_no_spelling_of_any_secret_survives_whatever_surrounds_it(
     cleaned = Redactor([secret])(before + spelled + after)
     assert spelled not in cleaned
     assert secret not in cleaned
-
