@@ -19,7 +19,7 @@ from tools.mcp_tools import register_tools
 from tools.polling import PollPolicy
 from tools.providers import adapters_from_env
 from tools.redact import RedactingFilter, Redactor
-from tools.service import ACCEPT_ENCODING, GenerationService
+from tools.service import GenerationService
 
 INSTRUCTIONS = (
     "Checks on and collects the results of asynchronous AI generation jobs (video, image, audio) at "
@@ -58,7 +58,7 @@ async def open_service(
             timeout=settings.request_timeout_s,
             follow_redirects=False,
             limits=one_connection,
-            headers={"User-Agent": f"genresult-mcp/{__version__}", "Accept-Encoding": ACCEPT_ENCODING},
+            headers={"User-Agent": f"genresult-mcp/{__version__}"},
         )
 
     service = GenerationService(

@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import logging
 import math
-import zlib
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
-from email.utils import format_datetime
 
 import anyio
 import httpx
@@ -15,9 +13,10 @@ import httpx
 from tools.clock import Clock, SystemClock
 from tools.errors import InvalidArgument, ProviderProtocolError, ProviderUnavailable, UnknownProvider
 from tools.polling import PollPolicy, ProgressReporter, WaitMemory, wait_until_done
-from tools.providers.base import MAX_BODY_BYTES, Adapter, Reply
+from tools.providers.base import Adapter, Reply
 from tools.redact import Redactor
 from tools.result import GenerationResult, JobError, JobState
+from tools.wire import MAX_BODY_BYTES, BodyTooLarge, bounded
 
 logger = logging.getLogger(__name__)
 
@@ -30,10 +29,6 @@ DEFAULT_REQUEST_TIMEOUT_S = 20.0
 # burst of checks (a thousand waits starting together) queue inside it costs more CPU than the checks and
 # can stall the process until waits time out (`python -m bench`, concurrency).
 MAX_IN_FLIGHT_PER_PROVIDER = 16
-
-# The content codings we ask for: a job answer is small, and these two unpack in the standard library under
-# a bound (`_Inflater`). httpx would otherwise also offer br and zstd wherever their packages are installed.
-ACCEPT_ENCODING = "gzip, deflate"
 
 
 class Lanes:
@@ -62,12 +57,7 @@ class Lanes:
                 self._idle.append(client)
 
     def _open(self) -> httpx.AsyncClient:
-        client = self._open_client()
-        hooks = client.event_hooks["response"]
-        if _cap_body not in hooks:
-            # On the client, not on our reads: httpx itself reads bodies in auth flows (a 401 before a token
-            # refresh), and those must stop at the cap too.
-            hooks.append(_cap_body)
+        client = bounded(self._open_client())
         self.opened.append(client)
         return client
 
@@ -113,7 +103,8 @@ class GenerationService:
             return self.adapters[provider.strip().lower()]
         except KeyError:
             known = ", ".join(sorted(self.adapters))
-            raise UnknownProvider(f"No provider {provider[:40]!r}. Use one of: {known}.") from None
+            # Redacted before it is cut: a cut secret would no longer match.
+            raise UnknownProvider(f"No provider {self.redact(provider)[:40]!r}. Use one of: {known}.") from None
 
     def _prepare(self, provider: str, task_id: str) -> tuple[Adapter, str]:
         adapter = self.adapter(provider)
@@ -213,7 +204,7 @@ class GenerationService:
                         body = await response.aread()
                     finally:
                         await response.aclose()
-        except _BodyTooLarge:
+        except BodyTooLarge:
             raise _too_large(adapter) from None
         except (httpx.TimeoutException, TimeoutError):
             raise ProviderUnavailable(
@@ -225,23 +216,18 @@ class GenerationService:
                 f"Could not reach {adapter.display_name}: {reason}. Check the network and "
                 f"{adapter.base_url_env} (unset means the provider's public API), then try again."
             ) from None
+        except httpx.InvalidURL as exc:
+            # Settings refuse a base URL they cannot read; this catches what only httpx finds wrong.
+            raise ProviderProtocolError(
+                f"{adapter.display_name}'s URL cannot be used ({exc}). Check {adapter.base_url_env}."
+            ) from None
         except httpx.DecodingError:
             raise ProviderProtocolError(
                 f"{adapter.display_name} sent a body that does not decode as its Content-Encoding says."
             ) from None
         logger.debug("%s %s -> HTTP %s, %d bytes", adapter.id, task_id, response.status_code, len(body))
-        return Reply(response.status_code, body, self._headers(response))
-
-    def _headers(self, response: httpx.Response) -> dict[str, str]:
-        """The reply's headers, the first value of each: httpx joins repeats with ", ", which no date survives.
-
-        A reply without a `Date` gets our clock's, so a Retry-After given as a date can still be read.
-        """
-        headers: dict[str, str] = {}
-        for name, value in response.headers.multi_items():
-            headers.setdefault(name.lower(), value)
-        headers.setdefault("date", format_datetime(self.clock.now(), usegmt=True))
-        return headers
+        # A reply without a `Date` gets our clock's, so a Retry-After given as a date can still be read.
+        return Reply.from_response(response, body, date=self.clock.now())
 
 
 def read_reply(adapter: Adapter, reply: Reply, redact: Redactor) -> JobState:
@@ -307,94 +293,3 @@ def _too_large(adapter: Adapter) -> ProviderProtocolError:
         f"{adapter.display_name} sent an answer larger than {MAX_BODY_BYTES // 1024} KiB; "
         "a job status is a few KiB, so it was not read further."
     )
-
-
-class _BodyTooLarge(Exception):
-    """A body passed the cap, on the wire or unpacked; `_fetch` turns it into the provider's protocol error."""
-
-
-async def _cap_body(response: httpx.Response) -> None:
-    """Response hook: refuse a body announced over the cap unread, and stop any other one at the cap.
-
-    The cap holds for the unpacked body too. httpx would unpack a compressed body a whole network read at a
-    time with no limit (64 KiB of gzip can unpack to 64 MB before any check sees it), so the decoding moves
-    here, bounded, and httpx is told the body is plain.
-    """
-    declared = response.headers.get("content-length", "")
-    if declared.isascii() and declared.isdigit() and int(declared) > MAX_BODY_BYTES:
-        await response.aclose()
-        raise _BodyTooLarge
-    codings = [
-        coding
-        for value in response.headers.get_list("content-encoding", split_commas=True)
-        if (coding := value.strip().lower()) not in ("", "identity")
-    ]
-    if isinstance(response.stream, httpx.AsyncByteStream):
-        # Codings are listed in the order they were applied, so they come off in reverse.
-        response.stream = _CappedStream(response.stream, [_Inflater(coding) for coding in reversed(codings)])
-        response.headers.pop("content-encoding", None)
-
-
-class _Inflater:
-    """One content coding undone, never unpacking more than it is allowed to."""
-
-    def __init__(self, coding: str) -> None:
-        if coding in ("gzip", "x-gzip"):
-            self._inflate = zlib.decompressobj(zlib.MAX_WBITS | 16)
-        elif coding == "deflate":
-            self._inflate = zlib.decompressobj()
-        else:
-            # We ask for gzip and deflate only (ACCEPT_ENCODING); anything else was not asked for.
-            raise httpx.DecodingError(f"a body in the content coding {coding[:20]!r}, which was not asked for")
-        self._coding = coding
-        self._started = False
-
-    def inflate(self, data: bytes, room: int) -> bytes:
-        try:
-            out = self._inflate.decompress(data, room + 1)
-        except zlib.error:
-            if self._coding != "deflate" or self._started:
-                raise httpx.DecodingError("a body that does not decode as its Content-Encoding says") from None
-            # Servers disagree on "deflate": zlib-wrapped, as the RFC says, or raw; httpx reads both.
-            self._inflate = zlib.decompressobj(-zlib.MAX_WBITS)
-            self._started = True
-            return self.inflate(data, room)
-        self._started = True
-        if len(out) > room or self._inflate.unconsumed_tail:
-            raise _BodyTooLarge
-        return out
-
-    def finish(self) -> bytes:
-        return self._inflate.flush()
-
-
-class _CappedStream(httpx.AsyncByteStream):
-    def __init__(self, inner: httpx.AsyncByteStream, inflaters: list[_Inflater]) -> None:
-        self._inner = inner
-        self._inflaters = inflaters
-
-    async def __aiter__(self) -> AsyncIterator[bytes]:
-        wire = unpacked = 0
-        async for chunk in self._inner:
-            wire += len(chunk)
-            if wire > MAX_BODY_BYTES:
-                raise _BodyTooLarge
-            chunk = self._through(chunk, 0, MAX_BODY_BYTES - unpacked)
-            unpacked += len(chunk)
-            if chunk:
-                yield chunk
-        for index, inflater in enumerate(self._inflaters):
-            tail = self._through(inflater.finish(), index + 1, MAX_BODY_BYTES - unpacked)
-            unpacked += len(tail)
-            if unpacked > MAX_BODY_BYTES:
-                raise _BodyTooLarge
-            if tail:
-                yield tail
-
-    def _through(self, data: bytes, first: int, room: int) -> bytes:
-        for inflater in self._inflaters[first:]:
-            data = inflater.inflate(data, room)
-        return data
-
-    async def aclose(self) -> None:
-        await self._inner.aclose()

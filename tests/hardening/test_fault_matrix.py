@@ -34,9 +34,9 @@ from tests.hardening.loopback import LoopbackServer, Switch, bound_socket, servi
 from tools.clock import VirtualClock
 from tools.errors import ProviderProtocolError
 from tools.providers import adapters_from_env
-from tools.providers.base import MAX_BODY_BYTES
 from tools.redact import Redactor
 from tools.service import GenerationService
+from tools.wire import MAX_BODY_BYTES
 
 # httpcore reads a socket 64 KiB at a time: the cap can be passed by at most one read.
 ONE_READ = 64 * 1024

@@ -13,7 +13,7 @@ import tracemalloc
 import zlib
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 from typing import Any
 
@@ -25,8 +25,9 @@ from mcp import Client
 from server.app import build_server
 from server.settings import Settings
 from tools.clock import VirtualClock
-from tools.providers.base import MAX_BODY_BYTES
+from tools.providers.base import Reply
 from tools.redact import REDACTED, Redactor
+from tools.wire import MAX_BODY_BYTES
 
 KEY = "sk-live-Q7x9Zr2LmT4p"
 ENV = {
@@ -181,8 +182,8 @@ class OnTheWire(httpx.AsyncByteStream):
             yield self._body[start : start + self._read_size]
 
 
-def packed(body: bytes, coding: str) -> Handler:
-    return lambda request: httpx.Response(200, stream=OnTheWire(body), headers={"Content-Encoding": coding})
+def packed(body: bytes, coding: str, read_size: int = 65_536) -> Handler:
+    return lambda request: httpx.Response(200, stream=OnTheWire(body, read_size), headers={"Content-Encoding": coding})
 
 
 def raw_deflate(data: bytes) -> bytes:
@@ -200,8 +201,12 @@ def raw_deflate(data: bytes) -> bytes:
     ],
     ids=["gzip", "deflate-zlib", "deflate-raw", "gzip-twice"],
 )
-async def test_a_compressed_answer_is_read_like_a_plain_one(coding: str, pack: Callable[[bytes], bytes]) -> None:
-    async with client_for(packed(pack(json.dumps(SUCCEEDED).encode()), coding), VirtualClock()) as client:
+@pytest.mark.parametrize("read_size", [65_536, 1], ids=["whole", "a-byte-at-a-time"])
+async def test_a_compressed_answer_is_read_like_a_plain_one(
+    coding: str, pack: Callable[[bytes], bytes], read_size: int
+) -> None:
+    body = pack(json.dumps(SUCCEEDED).encode())
+    async with client_for(packed(body, coding, read_size), VirtualClock()) as client:
         result = await client.call_tool("get_generation_result", {"provider": "skillsvideo", "task_id": "gen_1"})
     assert result.structured_content is not None, result
     assert result.structured_content["status"] == "succeeded"
@@ -247,3 +252,47 @@ async def test_a_gzip_bomb_is_refused_without_unpacking_it() -> None:
     assert result.is_error and "provider_protocol_error" in text and "1024 KiB" in text, text
     # Unpacked whole, or a network read at a time, the bomb would take tens of MiB.
     assert peak < 8 * MAX_BODY_BYTES, peak
+
+
+def test_a_reply_keeps_the_first_of_repeated_headers_and_stands_in_for_a_missing_date() -> None:
+    sent = datetime(2026, 11, 22, 10, 0, tzinfo=UTC)
+    stamped = format_datetime(sent, usegmt=True)
+    twice = httpx.Response(429, headers=[("Date", stamped), ("Date", stamped), ("Retry-After", "7")])
+    assert Reply.from_response(twice, b"").headers == {"date": stamped, "retry-after": "7"}
+    bare = httpx.Response(429, headers=[("Retry-After", "7")])
+    assert Reply.from_response(bare, b"", date=sent).headers["date"] == stamped
+    assert "date" not in Reply.from_response(bare, b"").headers
+
+
+async def test_a_login_answer_too_large_to_read_is_refused_once_for_all_the_calls_waiting_on_it() -> None:
+    # A body we will not read settles the login like a refusal: the calls queued behind it share the error
+    # instead of each sending the password again.
+    logins: list[httpx.Request] = []
+    bomb = gzip.compress(b"\0" * (16 * MAX_BODY_BYTES))
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        if request.url.path.endswith("/user/login"):
+            logins.append(request)
+            return httpx.Response(200, stream=OnTheWire(bomb), headers={"Content-Encoding": "gzip"})
+        return httpx.Response(401, json={"detail": "token required"})
+
+    env = {"FLEXSTACK_USERNAME": "someone", "FLEXSTACK_PASSWORD": "pass-word-123"}
+    server = build_server(
+        Settings(provider_env=env), redactor=Redactor(), transport=httpx.MockTransport(handler), clock=VirtualClock()
+    )
+    texts: list[str] = []
+
+    async def check(client: Client, task_id: str) -> None:
+        result = await client.call_tool("get_generation_result", {"provider": "flexstack", "task_id": task_id})
+        assert result.is_error
+        texts.append(result.content[0].text)  # type: ignore[union-attr]
+
+    async with Client(server) as client:
+        with anyio.fail_after(30):
+            async with anyio.create_task_group() as group:
+                for number in range(10):
+                    group.start_soon(check, client, f"job-{number}")
+    assert len(logins) == 1
+    assert len(texts) == 10 and all("provider_protocol_error" in text and "login" in text for text in texts), texts
+    # The login asked only for the codings we unpack under the cap.
+    assert logins[0].headers["accept-encoding"] == "gzip, deflate"

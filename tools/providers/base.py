@@ -1,9 +1,9 @@
 """What every provider adapter is made of, and the parts they share.
 
 An adapter is small: settings read from the environment, task id validation, a request builder, and a
-pure parser from the provider's reply (status, headers, bytes) to a `JobState`. Sending the request,
-bounding the body, converting transport errors and the common HTTP answers (429, 5xx, redirects) happen
-once, here, for all of them.
+pure parser from the provider's reply (status, headers, bytes) to a `JobState`. The common HTTP answers
+(429, 5xx, redirects) are read once, here, for all of them; sending the request and converting transport
+errors happen once in `tools.service`, and bounding the body in `tools.wire`.
 """
 
 from __future__ import annotations
@@ -14,7 +14,8 @@ import re
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from email.utils import parsedate_to_datetime
+from datetime import datetime
+from email.utils import format_datetime, parsedate_to_datetime
 from typing import Any, ClassVar, Self, TypeVar
 from urllib.parse import quote
 
@@ -31,10 +32,6 @@ from tools.errors import (
 )
 from tools.redact import Redactor
 from tools.result import JobState, Status
-
-# A job answer is a few kilobytes; anything past this is not the documented shape, and reading it all would
-# let a broken or hostile endpoint fill our memory.
-MAX_BODY_BYTES = 1 << 20
 
 MAX_TASK_ID_LEN = 256
 
@@ -80,6 +77,18 @@ class Reply:
     status_code: int
     body: bytes
     headers: Mapping[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def from_response(cls, response: httpx.Response, body: bytes, *, date: datetime | None = None) -> Reply:
+        """The reply as read from httpx: the first value of each header, since httpx joins repeats with ", "
+        and no date survives that (uvicorn adds a Date of its own to an app's). `date` stands in for a missing
+        `Date` header."""
+        headers: dict[str, str] = {}
+        for name, value in response.headers.multi_items():
+            headers.setdefault(name.lower(), value)
+        if date is not None:
+            headers.setdefault("date", format_datetime(date, usegmt=True))
+        return cls(response.status_code, body, headers)
 
     def json(self) -> Any:
         """The body as JSON, or `provider_protocol_error` saying what came instead."""
@@ -200,7 +209,7 @@ class Adapter(ABC):
 
     def validate_task_id(self, task_id: str) -> str:
         """The id as it will travel, or `invalid_task_id`. Providers with a stricter id format override."""
-        return check_task_id(task_id, SAFE_TASK_ID, "letters, digits and . _ ~ : -")
+        return check_task_id(task_id, SAFE_TASK_ID, "letters, digits and . _ ~ : -", self.redact)
 
     def require_configured(self) -> None:
         if not self.configured:
@@ -215,7 +224,7 @@ class Adapter(ABC):
     def common_errors(self, reply: Reply, detail: str = "") -> None:
         """The HTTP answers that mean the same at every provider, whatever the body says."""
         code = reply.status_code
-        suffix = f" The provider said: {self.redact(detail)}" if detail else ""
+        suffix = self.quoted(detail)
         retry_after = retry_after_seconds(reply.headers.get("retry-after"), reply.headers.get("date"))
         # The agent decides when to call again; the provider's own figure is the best it can have.
         asked = f" It asked for {math.ceil(retry_after)} s (Retry-After)." if retry_after is not None else ""
@@ -304,7 +313,9 @@ class KeyedAdapter(Adapter):
         return self.api_key is not None
 
 
-def check_task_id(task_id: str, pattern: re.Pattern[str], described: str) -> str:
+def check_task_id(task_id: str, pattern: re.Pattern[str], described: str, redact: Redactor) -> str:
+    """The id, or `invalid_task_id`. An id quoted back is redacted before it is cut: the caller may have
+    pasted a key into it, and a cut key no longer matches the redactor."""
     if not task_id or not task_id.strip():
         raise InvalidTaskId("The task id is empty: pass the id the provider returned when the job started.")
     if len(task_id) > MAX_TASK_ID_LEN:
@@ -313,20 +324,22 @@ def check_task_id(task_id: str, pattern: re.Pattern[str], described: str) -> str
             "Pass the id exactly as the provider returned it."
         )
     if not pattern.fullmatch(task_id):
+        quoted = redact(task_id)[:64]
         raise InvalidTaskId(
-            f"The task id {task_id[:64]!r} has characters this provider's ids never have (allowed: {described}). "
+            f"The task id {quoted!r} has characters this provider's ids never have (allowed: {described}). "
             "Pass the id exactly as the provider returned it."
         )
     return task_id
 
 
 def env_value(env: Mapping[str, str], name: str) -> str | None:
-    """A setting's value; unset, blank, or still a `<placeholder>` (as in the shipped mcp.json) is None.
+    """A setting's value; unset, blank, or still the shipped mcp.json's `<your ...>` placeholder is None.
 
     A placeholder left in a client's config is a provider the user did not set up: it should answer
-    `provider_not_configured`, not send the placeholder as a key and report the key rejected.
+    `provider_not_configured`, not send the placeholder as a key and report the key rejected. Only that
+    form counts, so a real value that happens to sit in angle brackets (a password) is kept.
     """
     value = env.get(name, "").strip()
-    if value.startswith("<") and value.endswith(">"):
+    if value.startswith("<") and value.endswith(">") and value[1:].lower().startswith("your "):
         return None
     return value or None

@@ -34,9 +34,10 @@ import httpx
 from pydantic import BaseModel, ConfigDict
 
 from tools.errors import GenResultError, ProviderProtocolError, ProviderUnavailable
-from tools.providers.base import MAX_BODY_BYTES, Adapter, Reply, env_value, normalize_status, parse_wire
+from tools.providers.base import Adapter, Reply, env_value, normalize_status, parse_wire
 from tools.redact import Redactor
 from tools.result import JobError, JobState, Output, Status
+from tools.wire import MAX_BODY_BYTES, BodyTooLarge
 
 # Words that say the task itself is unknown, as opposed to any other error the envelope may carry.
 _NO_SUCH_TASK = re.compile(
@@ -201,7 +202,7 @@ class Flexstack(Adapter):
         error = None
         if status in ("failed", "canceled") and said:
             error_code = envelope.error_code() or (task.status.upper() if worded == status else "FAILED")
-            error = JobError(code=error_code, message=self.redact(said[:_MAX_MESSAGE_CHARS]))
+            error = JobError(code=error_code, message=self.redact(said)[:_MAX_MESSAGE_CHARS])
         progress = task.percent
         if status == "succeeded" and progress is None:
             progress = 100.0
@@ -220,7 +221,7 @@ class Flexstack(Adapter):
         except ValueError:
             return super().error_message(reply)
         said = envelope.said()
-        return self.redact(said[:_MAX_MESSAGE_CHARS]) if said else super().error_message(reply)
+        return self.redact(said)[:_MAX_MESSAGE_CHARS] if said else super().error_message(reply)
 
     def read_login(self, reply: Reply) -> Session:
         """Tokens from a login answer, or `authentication_failed` in the provider's words."""
@@ -231,7 +232,7 @@ class Flexstack(Adapter):
         if envelope.data is not None and envelope.data.access_token:
             return Session(envelope.data.access_token, envelope.data.refresh_token or None)
         if envelope.said():
-            raise self.auth_failed(envelope.said()[:_MAX_MESSAGE_CHARS])
+            raise self.auth_failed(envelope.said())
         raise ProviderProtocolError(f"{self.display_name} answered the login without data.access_token.")
 
     def read_refresh(self, reply: Reply) -> Session | None:
@@ -375,14 +376,27 @@ class _SessionAuth(httpx.Auth):
         )
 
     async def _reply(self, response: httpx.Response) -> Reply:
-        body = await response.aread()
-        if len(body) > MAX_BODY_BYTES:
-            raise ProviderProtocolError(f"{self._sessions.adapter.display_name} sent an oversized answer to the login.")
-        return Reply(response.status_code, body, {k.lower(): v for k, v in response.headers.items()})
+        # As protocol errors, a body we will not read settles the renewal like any refusal, so the calls
+        # waiting for it do not each send the password again.
+        name = self._sessions.adapter.display_name
+        try:
+            body = await response.aread()
+        except BodyTooLarge:
+            raise ProviderProtocolError(
+                f"{name} sent an answer to the login larger than {MAX_BODY_BYTES // 1024} KiB."
+            ) from None
+        except httpx.DecodingError:
+            raise ProviderProtocolError(
+                f"{name} sent an answer to the login that does not decode as its Content-Encoding says."
+            ) from None
+        return Reply.from_response(response, body)
 
 
 def _carried_headers(original: httpx.Request) -> dict[str, str]:
-    return {name: original.headers[name] for name in ("user-agent", "accept") if name in original.headers}
+    # Requests made here skip the client's own defaults, so the ones that matter are carried over: the
+    # codings we can unpack under the cap among them.
+    carried = ("user-agent", "accept", "accept-encoding")
+    return {name: original.headers[name] for name in carried if name in original.headers}
 
 
 def _carried_extensions(original: httpx.Request) -> dict[str, object]:
