@@ -67,8 +67,12 @@ def _check_provider_settings(env: Mapping[str, str]) -> None:
         raise SettingsError(str(exc)) from None
     for adapter in adapters.values():
         # Caught here rather than at the first request, where a wait would retry it until its deadline.
-        parts = urlsplit(adapter.base_url)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
+        try:
+            parts = urlsplit(adapter.base_url)
+            port_ok = parts.port is None or 0 < parts.port < 65536
+        except ValueError:
+            port_ok = False
+        if parts.scheme not in ("http", "https") or not parts.hostname or not port_ok:
             raise SettingsError(
                 f"{adapter.base_url_env}={adapter.base_url[:80]!r} is not an http(s) URL; write it in full, "
                 f"such as {adapter.default_base_url}, or unset it to use that."

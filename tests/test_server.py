@@ -78,6 +78,24 @@ async def test_an_over_long_provider_id_is_unknown_provider_not_a_validation_err
     assert len(text) < 300
 
 
+async def test_a_base_url_httpx_cannot_use_is_a_coded_error_naming_the_setting(
+    connect: Connect, sandbox: Sandbox
+) -> None:
+    # Settings.from_env refuses it at start; a server built from settings made another way still answers.
+    env = {**sandbox.env(), "SKILLSVIDEO_BASE_URL": "http://sandbox.invalid:abc/api"}
+    text = await error_text(connect, "get_generation_result", {"provider": "skillsvideo", "task_id": "gen_1"}, env=env)
+    assert "provider_protocol_error" in text and "SKILLSVIDEO_BASE_URL" in text
+
+
+async def test_a_long_key_pasted_as_a_task_id_is_not_quoted_back_even_in_part(connect: Connect) -> None:
+    key = "sv-" + "k" * 90 + "+/"
+    text = await error_text(
+        connect, "get_generation_result", {"provider": "skillsvideo", "task_id": key}, env={"SKILLSVIDEO_API_KEY": key}
+    )
+    assert "invalid_task_id" in text and "[redacted]" in text
+    assert "k" * 20 not in text
+
+
 @pytest.mark.parametrize("provider_id", sorted(ADAPTERS))
 async def test_a_provider_without_credentials_names_the_variable_to_set(connect: Connect, provider_id: str) -> None:
     valid_id = {"modelslab": "148", "tensorpix": "3c90c3cc-0d44-4b50-8888-8dd25736052a"}.get(provider_id, "gen_1")

@@ -41,7 +41,9 @@ def test_a_poll_floor_above_the_cap_is_refused_naming_both() -> None:
         Settings.from_env({"GENRESULT_POLL_FLOOR_S": "40", "GENRESULT_POLL_CAP_S": "10"})
 
 
-@pytest.mark.parametrize("raw", ["127.0.0.1:9000/api", "ftp://example.com/api", "https://"])
+@pytest.mark.parametrize(
+    "raw", ["127.0.0.1:9000/api", "ftp://example.com/api", "https://", "http://host:abc/api", "http://host:99999/api"]
+)
 def test_a_base_url_that_is_not_an_http_url_stops_the_start_with_the_variable_named(raw: str) -> None:
     with pytest.raises(SettingsError, match=r"MODELSLAB_BASE_URL=.*https://modelslab.com/api"):
         Settings.from_env({"MODELSLAB_BASE_URL": raw})
@@ -49,7 +51,12 @@ def test_a_base_url_that_is_not_an_http_url_stops_the_start_with_the_variable_na
 
 def test_a_placeholder_left_from_the_example_config_counts_as_unset() -> None:
     # mcp.json ships "<your ... key>" for every provider; one the user did not fill in is not a key.
-    env = {"TENSORPIX_API_KEY": "<your TensorPix API key>", "SKILLSVIDEO_API_KEY": "sv-real-key-123"}
+    env = {
+        "TENSORPIX_API_KEY": "<your TensorPix API key>",
+        "SKILLSVIDEO_API_KEY": "sv-real-key-123",
+        "MODELSLAB_API_KEY": "<a-real-key-in-brackets>",
+    }
     adapters = adapters_from_env(Settings.from_env(env).provider_env, Redactor())
     assert not adapters["tensorpix"].configured
     assert adapters["skillsvideo"].configured
+    assert adapters["modelslab"].configured

@@ -42,8 +42,8 @@ def _service(ctx: Context[GenerationService, Any]) -> GenerationService:
 
 
 def _tool_error(service: GenerationService, exc: GenResultError) -> ToolError:
-    # Messages are built from redacted parts already; this last pass also covers what the caller sent
-    # (a key pasted as a task id is quoted back in invalid_task_id).
+    # Messages are built from redacted parts already (what the caller sent is redacted before it is cut to
+    # be quoted back); this last pass keeps any whole secret out of what an adapter may have missed.
     return ToolError(service.redact(str(exc)))
 
 

@@ -172,10 +172,11 @@ class ModelsLab(KeyedAdapter):
         return cls(cls.base_url_from(env), redactor, cls.api_key_from(env, redactor), endpoint)
 
     def validate_task_id(self, task_id: str) -> str:
-        check_task_id(task_id, _DIGITS, "digits only: ModelsLab ids are whole numbers such as 147")
+        check_task_id(task_id, _DIGITS, "digits only: ModelsLab ids are whole numbers such as 147", self.redact)
         if len(task_id) > 19 or int(task_id) > INT64_MAX:
+            quoted = self.redact(task_id)[:24] + ("..." if len(task_id) > 24 else "")
             raise InvalidTaskId(
-                f"The task id {task_id[:24]}{'...' if len(task_id) > 24 else ''} is larger than any ModelsLab id "
+                f"The task id {quoted} is larger than any ModelsLab id "
                 "(they are 64-bit integers). Pass the id exactly as the generation call returned it."
             )
         return task_id
@@ -214,7 +215,8 @@ class ModelsLab(KeyedAdapter):
                 raise self.not_found()
         if not 200 <= code < 300:
             if status != "failed":
-                raise ProviderProtocolError(f"ModelsLab answered HTTP {code} with the status {fetch.status[:40]!r}.")
+                word = self.redact(fetch.status)[:40]
+                raise ProviderProtocolError(f"ModelsLab answered HTTP {code} with the status {word!r}.")
             if _ACCOUNT_REFUSED.search(said):
                 raise self.account_refused(code, said)
             # The request carries nothing but the id, the key (refusals of which are read above) and the
