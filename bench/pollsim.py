@@ -17,7 +17,7 @@ from __future__ import annotations
 import math
 import random
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import anyio
 
@@ -123,7 +123,8 @@ def play_schedule(job: SimJob, delay_after: Callable[[int], float]) -> tuple[int
 async def play_ours(job: SimJob, hints: str, rng: random.Random, wait_s: float) -> tuple[int, float]:
     """(checks, detection delay) for our engine: waits of `wait_s` each, called again until the job is done."""
     clock = VirtualClock()
-    policy = PollPolicy()
+    # The default policy, its jitter drawn from the run's seeded `rng` so that every run plays alike.
+    policy = replace(PollPolicy(), rng=rng)
 
     async def read(_budget: float) -> JobState:
         return job.state(clock.monotonic(), hints)
@@ -132,9 +133,7 @@ async def play_ours(job: SimJob, hints: str, rng: random.Random, wait_s: float) 
     memory = WaitMemory()
     checks = 0
     while True:
-        outcome = await wait_until_done(
-            read, clock=clock, policy=policy, timeout_s=wait_s, rng=rng, memory=memory, key="job"
-        )
+        outcome = await wait_until_done(read, clock=clock, policy=policy, timeout_s=wait_s, memory=memory, key="job")
         checks += outcome.polls
         if not outcome.timed_out:
             return checks, clock.monotonic() - job.duration

@@ -338,8 +338,12 @@ class Emulator(ABC):
     def routes(self) -> list[BaseRoute]: ...
 
     @abstractmethod
-    def error_body(self, status: int, message: str) -> Any:
-        """The provider's error JSON for an HTTP error of its own (used for faults and auth failures)."""
+    def error_body(self, status: int, message: str, job: Job | None = None) -> Any:
+        """The provider's error JSON for an HTTP error of its own (used for faults and auth failures).
+
+        `job` is the job whose scripted fault is being answered, so its detail can shape the body; None for
+        answers about no job in particular (a wrong key, an unknown id).
+        """
 
     async def record(self, request: Request) -> None:
         logged = LoggedRequest(
@@ -379,7 +383,7 @@ class Emulator(ABC):
             return Response(b"", fault.status if fault.status != 500 else 200)
         if fault.kind == "error_in_ok":
             message = (fault.message or "Internal error") + self._echo(fault)
-            return JSONResponse(self.error_body(200, message), 200)
+            return JSONResponse(self.error_body(200, message, job), 200)
         if fault.kind == "redirect":
             status = fault.status if 300 <= fault.status < 400 else 302
             return Response(b"", status, headers={"Location": fault.location})
@@ -397,7 +401,8 @@ class Emulator(ABC):
             else:
                 headers["Retry-After"] = str(math.ceil(fault.retry_after))
         message = fault.message or ("Too many requests" if fault.status == 429 else "Internal error")
-        return JSONResponse(self.error_body(fault.status, message + self._echo(fault)), fault.status, headers=headers)
+        body = self.error_body(fault.status, message + self._echo(fault), job)
+        return JSONResponse(body, fault.status, headers=headers)
 
     def _echo(self, fault: Fault) -> str:
         exchange = _EXCHANGE.get()

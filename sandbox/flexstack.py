@@ -96,7 +96,7 @@ class FlexstackEmulator(Emulator):
             ),
         ]
 
-    def error_body(self, status: int, message: str) -> Any:
+    def error_body(self, status: int, message: str, job: Job | None = None) -> Any:
         return self._envelope({"is_success": False, "data": None}, errors=[message], status="failed")
 
     # ---- user endpoints ----

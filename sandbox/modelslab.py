@@ -53,7 +53,7 @@ class ModelsLabEmulator(Emulator):
     def outcome_for(self, task_id: str) -> Outcome:
         return "failed" if task_id.endswith("4") else "succeeded"
 
-    def error_body(self, status: int, message: str) -> Any:
+    def error_body(self, status: int, message: str, job: Job | None = None) -> Any:
         return {"status": "error", "message": message}
 
     async def fetch(self, request: Request) -> Response:

@@ -16,13 +16,12 @@ Follows docs.skills.video as recorded in PROVIDERS.md §4:
 Assumptions [inf]: a video or audio result mirrors the documented image shape (`type`, `videos[]` plus
 `video` = the first, likewise `audios[]`/`audio`); detail `kind` picks `video` (default), `image` or `audio`.
 Outside the generation families (401, 403, 404, 500, gateway 502/504) error codes are not documented: plain
-words are used,
-and the messages come from the page's table of status meanings. A failed job's usage is shown as zero.
+words are used, and the messages come from the page's table of status meanings. A failed job's usage is
+shown as zero.
 """
 
 from __future__ import annotations
 
-from contextvars import ContextVar
 from typing import Any
 
 from starlette.requests import Request
@@ -71,9 +70,6 @@ _ERRORS: dict[int, tuple[str, str, str]] = {
 
 _CHARGE = 20
 
-# The job whose scripted fault is being answered, so that `error_body` can use its detail.
-_ANSWERING: ContextVar[Job | None] = ContextVar("skillsvideo_answering", default=None)
-
 
 class SkillsVideoEmulator(Emulator):
     id = "skillsvideo"
@@ -85,22 +81,13 @@ class SkillsVideoEmulator(Emulator):
     def routes(self) -> list[BaseRoute]:
         return [Route(f"{self.api_prefix}/generation/{{task_id:path}}", self.get_generation, methods=["GET"])]
 
-    def error_body(self, status: int, message: str) -> Any:
+    def error_body(self, status: int, message: str, job: Job | None = None) -> Any:
         code, legacy, documented = _ERRORS.get(status, ("ERROR", "ERROR", message))
-        job = _ANSWERING.get()
         if job is not None and "error_code" in job.detail:
             code = legacy = job.detail["error_code"]
         if job is not None and "error_message" in job.detail:
             documented = job.detail["error_message"]
         return {"error": legacy, "code": code, "message": documented}
-
-    async def take_fault(self, job: Job) -> Response | None:
-        # The job's own error code and words, for the error answers its faults produce.
-        token = _ANSWERING.set(job)
-        try:
-            return await super().take_fault(job)
-        finally:
-            _ANSWERING.reset(token)
 
     async def get_generation(self, request: Request) -> Response:
         await self.record(request)

@@ -68,7 +68,7 @@ class TensorPixEmulator(Emulator):
             Route(f"{base}/videos/{{video_id}}", self.append_slash, methods=["GET"]),
         ]
 
-    def error_body(self, status: int, message: str) -> Any:
+    def error_body(self, status: int, message: str, job: Job | None = None) -> Any:
         return {"detail": message}
 
     def accepts_new_id(self, task_id: str) -> bool:

@@ -37,14 +37,14 @@ def view(
     return PollView(now, timeout_s - now, samples, errors_in_a_row, retry_after, fixed_interval)
 
 
-def delays_of(policy: PollPolicy, states: Iterable[JobState], rng: random.Random | None = None) -> list[float]:
+def delays_of(policy: PollPolicy, states: Iterable[JobState]) -> list[float]:
     """Play `states` as the answers of successive checks, each made when the policy said."""
     samples: list[Sample] = []
     delays: list[float] = []
     now = 0.0
     for answer in states:
         samples.append(Sample(now, answer))
-        delay = policy.next_delay(view(*samples[-WINDOW:]), rng)
+        delay = policy.next_delay(view(*samples[-WINDOW:]))
         assert delay is not None
         delays.append(delay)
         now += delay
@@ -60,13 +60,14 @@ def test_a_job_without_hints_is_checked_with_exponential_backoff_up_to_the_cap()
     assert max(delays) == STEADY.cap_s and delays[-1] == STEADY.cap_s
 
 
-def test_jitter_only_shortens_the_backoff_and_a_seeded_rng_repeats_it() -> None:
-    policy = PollPolicy(jitter=0.2)
-    first = delays_of(policy, [state("queued")] * 12, random.Random(7))
-    again = delays_of(policy, [state("queued")] * 12, random.Random(7))
-    other = delays_of(policy, [state("queued")] * 12, random.Random(8))
-    assert first == again != other
+def test_jitter_only_shortens_the_backoff_and_a_policy_with_a_seeded_rng_repeats_it() -> None:
+    def play(seed: int) -> list[float]:
+        return delays_of(PollPolicy(jitter=0.2, rng=random.Random(seed)), [state("queued")] * 12)
+
+    first = play(7)
+    assert first == play(7) != play(8)
     steady = delays_of(STEADY, [state("queued")] * 12)
+    assert first != steady
     assert all(0.8 * base <= jittered <= base for jittered, base in zip(first, steady, strict=True))
 
 
@@ -187,7 +188,7 @@ def test_a_planned_check_is_never_past_the_deadline_nor_closer_than_the_floor_no
     report_s: float,
     seed: int,
 ) -> None:
-    policy = PollPolicy()
+    policy = PollPolicy(rng=random.Random(seed))
     samples = (Sample(max(0.0, elapsed - 3), state(progress=0)), Sample(elapsed, state(progress=progress, eta_s=eta)))
     delay = policy.next_delay(
         PollView(
@@ -198,8 +199,7 @@ def test_a_planned_check_is_never_past_the_deadline_nor_closer_than_the_floor_no
             retry_after=retry_after if errors else None,
             fixed_interval=fixed,
             report_s=report_s,
-        ),
-        random.Random(seed),
+        )
     )
     if delay is not None:
         # The check after this pause, and its progress report, still fit before the deadline.
@@ -234,15 +234,6 @@ def test_aim_after_may_be_zero_but_not_negative_or_endless(value: float) -> None
 def test_a_growth_that_is_no_finite_number_is_refused(growth: float) -> None:
     with pytest.raises(ValueError, match="PollPolicy"):
         PollPolicy(growth=growth)
-
-
-def test_a_policy_with_a_seeded_rng_jitters_the_same_way_every_time_without_being_handed_one() -> None:
-    def play() -> list[float]:
-        return delays_of(PollPolicy(jitter=0.2, rng=random.Random(7)), [state("queued")] * 12)
-
-    first = play()
-    assert first == play() == delays_of(PollPolicy(jitter=0.2), [state("queued")] * 12, random.Random(7))
-    assert first != delays_of(STEADY, [state("queued")] * 12)
 
 
 @pytest.mark.parametrize("eta", [1e300, 1e18, MAX_ETA_S * 2])
@@ -421,21 +412,62 @@ async def test_a_fixed_interval_is_kept_from_check_to_check_however_long_the_rep
     assert clock.monotonic() == 29
 
 
-async def test_a_report_that_eats_the_time_for_the_next_check_ends_the_wait_without_another() -> None:
+async def test_a_report_that_eats_the_time_for_the_next_check_ends_the_wait_without_another_and_fills_the_bar() -> None:
     clock = VirtualClock()
     log: list[tuple[float, float]] = []
-    heard: list[float] = []
+    heard: list[tuple[float, str]] = []
 
     async def report(progress: float, total: float | None, message: str) -> None:
-        heard.append(progress)
-        # The first report is quick, the second stalls for longer than the wait has left.
-        clock.advance(0 if len(heard) == 1 else 15)
+        heard.append((progress, message))
+        # The second report stalls for longer than the wait has left for a check; the others are quick.
+        clock.advance(15 if len(heard) == 2 else 0)
 
     outcome = await wait_until_done(
         scripted(clock, lambda now: state("queued"), log), clock=clock, policy=STEADY, timeout_s=20, report=report
     )
     assert [at for at, _ in log] == [0, STEADY.first_delay_s]
     assert outcome.timed_out and outcome.polls == 2 and clock.monotonic() == STEADY.first_delay_s + 15
+    # The stalled report promised a check that never came: a last one says so, and fills the bar.
+    assert heard[1] == (STEADY.first_delay_s, "queued; next check in 3s; waited 2s of 20s")
+    assert heard[-1] == (20, "queued; no time left for another check; waited 17s of 20s")
+
+
+async def test_after_a_report_that_runs_past_the_deadline_the_answer_goes_at_once() -> None:
+    clock = VirtualClock()
+    log: list[tuple[float, float]] = []
+    heard: list[float] = []
+
+    async def report(progress: float, total: float | None, message: str) -> None:
+        heard.append(progress)
+        clock.advance(25 if len(heard) == 2 else 0)
+
+    outcome = await wait_until_done(
+        scripted(clock, lambda now: state("queued"), log), clock=clock, policy=STEADY, timeout_s=20, report=report
+    )
+    assert [at for at, _ in log] == [0, STEADY.first_delay_s] and outcome.timed_out
+    assert heard == [0, STEADY.first_delay_s] and clock.monotonic() == STEADY.first_delay_s + 25
+
+
+async def test_a_retry_after_that_fit_before_the_deadline_is_not_blamed_for_ending_the_wait() -> None:
+    clock = VirtualClock()
+    heard: list[tuple[float, str]] = []
+
+    async def read(budget_s: float) -> JobState:
+        if clock.monotonic() == 0:
+            return state("queued")
+        raise ProviderUnavailable("Rate limited (HTTP 429).", retry_after=3)
+
+    async def report(progress: float, total: float | None, message: str) -> None:
+        heard.append((progress, message))
+        # A report stalls after the 429: its 3 s would have fit, the stall leaves no time for the retry.
+        clock.advance(15 if len(heard) == 2 else 0)
+
+    outcome = await wait_until_done(read, clock=clock, policy=STEADY, timeout_s=20, report=report)
+    assert outcome.timed_out and outcome.state.status == "queued" and outcome.polls == 2
+    assert heard[1] == (STEADY.first_delay_s, "Rate limited (HTTP 429); retrying in 3s; waited 2s of 20s")
+    assert heard[-1] == (20, "Rate limited (HTTP 429); giving up; waited 17s of 20s")
+    assert outcome.note is not None and "past" not in outcome.note and "deadline" not in outcome.note
+    assert "asked for 3s" in outcome.note and "no time was left for another check" in outcome.note
 
 
 async def test_trouble_after_a_good_answer_ends_in_that_answer_with_the_retry_after_noted() -> None:

@@ -117,19 +117,23 @@ class PollPolicy:
         ):
             raise ValueError("PollPolicy needs a finite growth >= 1, 0 <= jitter < 1 and progress_points >= 2.")
 
-    def next_delay(self, view: PollView, rng: random.Random | None = None) -> float | None:
+    def next_delay(self, view: PollView) -> float | None:
         """Seconds to sleep before the next check, or None when no check fits before the deadline."""
-        budget = view.remaining - self.landing_s - view.report_s
+        budget = self._budget(view)
         if budget < self.floor_s:
             return None
-        if view.retry_after is not None and view.retry_after > budget:
+        if self.retry_after_past_deadline(view):
             # The provider asked us to stay away past our deadline: another check would be rude and useless.
             return None
-        delay = max(self.floor_s, self._wanted(view, rng or self.rng))
+        delay = max(self.floor_s, self._wanted(view))
         if budget - delay < self.floor_s:
             # No room for a check after this one: make this one the last, just before the deadline.
             return budget
         return delay
+
+    def retry_after_past_deadline(self, view: PollView) -> bool:
+        """Whether the provider's Retry-After reaches past the latest moment another check could start."""
+        return view.retry_after is not None and view.retry_after > self._budget(view)
 
     def finish_estimate(self, samples: Sequence[Sample]) -> float | None:
         """When the job should be done (seconds since the wait began), from the latest sample's point of view."""
@@ -143,16 +147,20 @@ class PollPolicy:
             return last.at + eta
         return self._finish_from_progress(samples)
 
-    def _wanted(self, view: PollView, rng: random.Random) -> float:
+    def _budget(self, view: PollView) -> float:
+        # Seconds from the last check to the latest start of another whose request and report still fit.
+        return view.remaining - self.landing_s - view.report_s
+
+    def _wanted(self, view: PollView) -> float:
         if view.errors_in_a_row:
             cap = self.cap_s if self.error_cap_s is None else min(self.error_cap_s, self.cap_s)
-            backoff = self._backoff(self.error_first_s, 2.0, view.errors_in_a_row, cap, rng)
+            backoff = self._backoff(self.error_first_s, 2.0, view.errors_in_a_row, cap)
             return max(backoff, view.retry_after or 0.0, view.fixed_interval or 0.0)
         if view.fixed_interval is not None:
             return view.fixed_interval
-        return self._paced(view.samples, view.elapsed, rng)
+        return self._paced(view.samples, view.elapsed)
 
-    def _paced(self, samples: tuple[Sample, ...], elapsed: float, rng: random.Random) -> float:
+    def _paced(self, samples: tuple[Sample, ...], elapsed: float) -> float:
         estimates = [self.finish_estimate(samples[: i + 1]) for i in range(len(samples))]
         # Trailing checks that told us nothing about the finish, or came after a finish already promised.
         uninformed = 0
@@ -165,7 +173,7 @@ class PollPolicy:
         aimed = None if finish is None else min(self.cap_s, finish + self.aim_after_s - elapsed)
         if aimed is not None and not uninformed:
             return aimed
-        backoff = self._backoff(self.first_delay_s, self.growth, max(1, uninformed), self.cap_s, rng)
+        backoff = self._backoff(self.first_delay_s, self.growth, max(1, uninformed), self.cap_s)
         return backoff if aimed is None else max(aimed, backoff)
 
     def _finish_from_progress(self, samples: Sequence[Sample]) -> float | None:
@@ -186,10 +194,10 @@ class PollPolicy:
             return None
         return at + (100.0 - percent) / rate
 
-    def _backoff(self, first: float, growth: float, step: int, cap: float, rng: random.Random) -> float:
+    def _backoff(self, first: float, growth: float, step: int, cap: float) -> float:
         # Jitter only shortens, so the cap stays a cap; the exponent is bounded before it can overflow.
         base = min(cap, first * growth ** min(step - 1, 64))
-        return base * (1.0 - self.jitter * rng.random())
+        return base * (1.0 - self.jitter * self.rng.random())
 
 
 def sane_eta(eta_s: float | None) -> float | None:
@@ -272,7 +280,6 @@ async def wait_until_done(
     timeout_s: float,
     poll_interval_s: float | None = None,
     report: ProgressReporter | None = None,
-    rng: random.Random | None = None,
     memory: WaitMemory | None = None,
     key: Hashable = None,
 ) -> WaitOutcome:
@@ -283,7 +290,7 @@ async def wait_until_done(
     the wait ends at the deadline (or `landing_s` after its start, for a wait shorter than that). Transient
     trouble (`ProviderUnavailable`) is retried inside the deadline; any other error ends the wait at once.
     If time runs out before any state could be read, a `ProviderUnavailable` says how long was waited, the
-    last reason and, where the provider gave one, its Retry-After. Jitter comes from `rng`, else the policy's.
+    last reason and, where the provider gave one, its Retry-After.
 
     With a `memory`, the pace picks up where the last wait on the same `key` left off: the first check still
     goes out at once, unless that wait was given a Retry-After that has not run out yet. One that outlasts
@@ -293,7 +300,8 @@ async def wait_until_done(
     `report` hears after every check: progress is seconds waited, total is `timeout_s`, and the last report
     (done or out of time) is exactly `timeout_s`, so a client's bar ends full. Time spent delivering reports
     comes out of the pauses, never on top of them; a report so slow that it leaves no time for the check
-    that was to follow ends the wait without another.
+    that was to follow ends the wait without another, and one more report closes the bar, unless the slow one
+    ran up to the deadline: then nothing more is sent. Only a report's own delivery may pass the deadline.
     """
     start = clock.monotonic()
     view = PollView(elapsed=0.0, remaining=timeout_s) if memory is None else memory.recall(key, start)
@@ -303,7 +311,7 @@ async def wait_until_done(
             held_off = await _hold(view, start, clock, policy, timeout_s, report)
             if held_off is not None:
                 return held_off
-        return await _poll(read, view, start, clock, policy, timeout_s, report, rng)
+        return await _poll(read, view, start, clock, policy, timeout_s, report)
     finally:
         # Also after a cancel or an error: what was read is true, and the next call can pace itself by it.
         if memory is not None:
@@ -320,7 +328,7 @@ async def _hold(
     """
     hold = view.retry_after or 0.0
     waited = f"waited 0s of {timeout_s:g}s"
-    if hold > timeout_s - policy.landing_s:
+    if policy.retry_after_past_deadline(view):
         asked = (
             f"provider asked for {hold:.0f}s more before the next check (Retry-After), past this call's "
             f"{timeout_s:g}s deadline, so nothing was sent"
@@ -351,7 +359,6 @@ async def _poll(
     policy: PollPolicy,
     timeout_s: float,
     report: ProgressReporter | None,
-    rng: random.Random | None,
 ) -> WaitOutcome:
     deadline = start + timeout_s
     checked_at: datetime | None = None
@@ -374,12 +381,17 @@ async def _poll(
         view.elapsed = checked - start
         view.remaining = timeout_s - view.elapsed
         done = bool(view.samples) and view.samples[-1].state.status in DONE_STATUSES
-        delay = None if done else policy.next_delay(view, rng)
+        delay = None if done else policy.next_delay(view)
+        # Asked before the report changes `report_s`, as the policy was. Only then may the messages say the
+        # Retry-After reaches past the deadline: when the floor or a slow report ends the wait, it need not.
+        turned_away = policy.retry_after_past_deadline(view)
         if report is not None:
             # Seconds waited rise strictly (checks are at least the floor apart) and stay below timeout_s
             # while another check follows, which leaves timeout_s itself free for the last report.
             progress = timeout_s if delay is None else view.elapsed
-            await report(progress, timeout_s, _progress_message(view, error, delay, timeout_s))
+            await report(
+                progress, timeout_s, _progress_message(view, error, delay, turned_away, view.elapsed, timeout_s)
+            )
             view.report_s = clock.monotonic() - checked
         if delay is None:
             break
@@ -388,40 +400,64 @@ async def _poll(
         now = clock.monotonic()
         latest = deadline - policy.landing_s - view.report_s
         if now > latest:
+            if report is not None and now < deadline:
+                # The report just sent promised a check that will not come. Like the report after a last
+                # check, this one may pass the deadline by its own delivery, and by nothing else.
+                await report(timeout_s, timeout_s, _progress_message(view, error, None, False, now - start, timeout_s))
             break
         if (pause := min(checked + delay, latest) - now) > 0:
             await clock.sleep(pause)
+    since_check = clock.monotonic() - start - view.elapsed
     if checked_at is None:
         assert error is not None
-        raise _no_answer(error, view, polls, timeout_s, clock.monotonic() - start)
+        raise _no_answer(error, view, polls, timeout_s, since_check, turned_away)
     note = None
-    if not done and view.retry_after is not None:
-        left = math.ceil(max(0.0, view.retry_after - (clock.monotonic() - start - view.elapsed)))
+    if turned_away:
         note = (
             f"The provider's last answer asked for {view.retry_after:.0f}s before the next check (Retry-After), "
-            f"past this call's deadline: this is the state read before it. Call again in {left}s or later."
+            f"past this call's deadline: this is the state read before it. "
+            f"Call again in {_retry_left(view, since_check)}s or later."
+        )
+    elif not done and view.retry_after is not None:
+        # It fit in this call's budget: the next call sits out whatever is left of it by itself.
+        note = (
+            f"The provider's last answer asked for {view.retry_after:.0f}s before the next check (Retry-After), "
+            "and no time was left for another check: this is the state read before it."
         )
     return WaitOutcome(view.samples[-1].state, checked_at, view.elapsed, polls, timed_out=not done, note=note)
 
 
 def _no_answer(
-    error: ProviderUnavailable, view: PollView, polls: int, timeout_s: float, waited_s: float
+    error: ProviderUnavailable, view: PollView, polls: int, timeout_s: float, since_check: float, turned_away: bool
 ) -> ProviderUnavailable:
     """Time ran out, or the provider's Retry-After reaches past it, before any state could be read."""
     tries = "1 try" if polls == 1 else f"{polls} tries"
+    waited_s = view.elapsed + since_check
     said = f"No answer from the provider in {waited_s:.1f}s of {timeout_s:g}s ({tries}). Last: {error.message}"
-    if view.retry_after is None:
-        return ProviderUnavailable(said, retry_after=error.retry_after)
-    left = math.ceil(max(0.0, view.retry_after - (waited_s - view.elapsed)))
+    if not turned_away:
+        return ProviderUnavailable(said, retry_after=view.retry_after)
     return ProviderUnavailable(
         f"{said} That Retry-After reaches past this call's deadline, so no further check was sent: call again in "
-        f"{left}s or later.",
+        f"{_retry_left(view, since_check)}s or later.",
         retry_after=view.retry_after,
     )
 
 
-def _progress_message(view: PollView, error: ProviderUnavailable | None, delay: float | None, timeout_s: float) -> str:
-    waited = f"waited {view.elapsed:.0f}s of {timeout_s:g}s"
+def _retry_left(view: PollView, since_check: float) -> int:
+    """Whole seconds until the last check's Retry-After, given `since_check` seconds ago, runs out."""
+    assert view.retry_after is not None
+    return math.ceil(max(0.0, view.retry_after - since_check))
+
+
+def _progress_message(
+    view: PollView,
+    error: ProviderUnavailable | None,
+    delay: float | None,
+    turned_away: bool,
+    waited_s: float,
+    timeout_s: float,
+) -> str:
+    waited = f"waited {waited_s:.0f}s of {timeout_s:g}s"
     state = view.samples[-1].state if view.samples else None
     if state is not None and state.status in DONE_STATUSES:
         return f"{_describe(state)}; {waited}"
@@ -430,7 +466,7 @@ def _progress_message(view: PollView, error: ProviderUnavailable | None, delay: 
         said = error.message.split(". ")[0].rstrip(".")
         if delay is not None:
             then = f"retrying in {delay:.0f}s"
-        elif view.retry_after is not None:
+        elif turned_away:
             then = f"giving up: it asked for {view.retry_after:.0f}s (Retry-After), past the deadline"
         else:
             then = "giving up"

@@ -25,6 +25,7 @@ from tools.providers.base import Reply
 from tools.providers.skillsvideo import SkillsVideo
 from tools.redact import Redactor
 from tools.result import Cost, GenerationResult, JobState
+from tools.service import read_reply
 
 KEY = "sk-live-skillsvideo-abcdef0123456789"
 
@@ -335,9 +336,7 @@ def test_a_refusal_with_the_providers_words_never_sends_the_agent_to_the_base_ur
 def read(status_code: int, body: dict[str, str], headers: dict[str, str] | None = None) -> JobState:
     """What the service does with a reply: the common HTTP answers first, then the parser."""
     provider = adapter()
-    reply = Reply(status_code, json.dumps(body).encode(), headers or {})
-    provider.common_errors(reply, provider.error_message(reply))
-    return provider.parse(reply)
+    return read_reply(provider, Reply(status_code, json.dumps(body).encode(), headers or {}), provider.redact)
 
 
 @pytest.mark.parametrize(
