@@ -274,8 +274,6 @@ def _clean(state: JobState, redact: Redactor) -> JobState:
     if error is not None:
         error = JobError(code=redact(error.code), message=redact(error.message))
     cost = state.cost if state.cost is None or math.isfinite(state.cost.amount) else None
-    if cost is not None:
-        cost = cost.model_copy(update={"unit": redact(cost.unit)})
     return state.model_copy(
         update={
             "provider_status": redact(state.provider_status),

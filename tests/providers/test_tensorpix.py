@@ -20,6 +20,7 @@ from tools.providers.base import Reply
 from tools.providers.tensorpix import TensorPix, presigned_url_expiry
 from tools.redact import Redactor
 from tools.result import GenerationResult, JobState
+from tools.service import read_reply
 
 JOB_ID = "3c90c3cc-0d44-4b50-8888-8dd25736052a"
 KEY = "0123456789abcdef0123456789abcdef01234567"
@@ -116,8 +117,10 @@ def test_a_failed_job_without_a_reason_has_no_invented_error() -> None:
 
 
 def test_a_failure_reason_is_passed_on_without_secrets_when_the_api_sends_one() -> None:
-    redactor = Redactor()
-    state = parse(job_body(status="error", error=f"GPU worker crashed (token {KEY})"), redactor=redactor)
+    # Read as the service reads every reply: the secrets are cleaned there, once, for every adapter.
+    provider = adapter(Redactor())
+    body = json.dumps(job_body(status="error", error=f"GPU worker crashed (token {KEY})")).encode()
+    state = read_reply(provider, Reply(200, body), provider.redact)
     assert state.error is not None
     assert (state.status, state.error.code) == ("failed", "ERROR")
     assert "GPU worker crashed" in state.error.message and KEY not in state.error.message

@@ -245,11 +245,11 @@ class ModelsLab(KeyedAdapter):
         mime = mimetypes.guess_type(url.split("?", 1)[0].split("#", 1)[0])[0]
         kind = _kind_of(mime)
         if kind != "video" or meta is None:
-            return Output(url=self.redact(url), kind=kind, mime_type=mime)
+            return Output(url=url, kind=kind, mime_type=mime)
         frames = int(meta.num_frames) if meta.num_frames else None
         fps = meta.fps or None
         return Output(
-            url=self.redact(url),
+            url=url,
             kind=kind,
             mime_type=mime,
             width=int(meta.width) if meta.width else None,

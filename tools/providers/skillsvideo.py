@@ -168,7 +168,7 @@ class SkillsVideo(KeyedAdapter):
         succeeded = status == "succeeded"
         return JobState(
             status=status,
-            provider_status=self.redact(gen.status),
+            provider_status=gen.status,
             progress=100.0 if succeeded else None,
             outputs=self._outputs(gen.data) if succeeded else (),
             error=error,
@@ -176,11 +176,8 @@ class SkillsVideo(KeyedAdapter):
         )
 
     def _job_error(self, code: str, message: str | None) -> JobError:
-        code = self.redact(code)
         # A code alone still reads as a sentence: VIDEO_GENERATION_TIMEOUT -> "Video generation timeout."
-        return JobError(
-            code=code, message=self.redact(message) if message else f"{code.replace('_', ' ').capitalize()}."
-        )
+        return JobError(code=code, message=message or f"{code.replace('_', ' ').capitalize()}.")
 
     def _http_error(self, reply: Reply) -> JobState:
         """An HTTP answer other than 200/202, read by its `code` first (`<FAMILY>_<SUB>`), then by its status.
@@ -190,29 +187,23 @@ class SkillsVideo(KeyedAdapter):
         status = reply.status_code
         code = _error_code(reply.body)
         message = self.error_message(reply)
-        said = self.quoted(self._words(message, code))
+        words = self._words(message, code)
+        said = self.quoted(words)
         sub = _sub_code(code)
         if code and sub in _GENERATION_ENDED:
             # The generation itself ended: a failed job in the provider's words, as a FAILED status would be.
-            return JobState(
-                status="failed", provider_status=self.redact(code), error=self._job_error(code, _message_of(reply))
-            )
+            return JobState(status="failed", provider_status=code, error=self._job_error(code, _message_of(reply)))
         if sub == "INSUFFICIENT_CREDITS" or status == 402:
             # Not a job state and not worth retrying: like a rejected key, the account behind the key is
             # refused service until the user acts on it, so it shares authentication_failed.
-            raise self.account_refused(status, self._words(message, code))
-        if sub in ("UNSUPPORTED_MODEL", "INVALID_INPUT"):
-            raise ProviderProtocolError(
-                f"skills.video refused the request (HTTP {status}).{said} Check the task id: pass the generation "
-                "id exactly as the create call returned it, from this API (open.skills.video)."
-            )
+            raise self.account_refused(status, words)
         if status == 401:
-            raise self.auth_failed(self._words(message, code))
+            raise self.auth_failed(words)
         if status == 403:
-            raise self.account_refused(status, self._words(message, code))
+            raise self.account_refused(status, words)
         if status == 404:
             raise self.not_found()
-        if 400 <= status < 500 and said:
+        if sub in ("UNSUPPORTED_MODEL", "INVALID_INPUT") or (400 <= status < 500 and said):
             raise ProviderProtocolError(
                 f"skills.video refused the request (HTTP {status}).{said} Check the task id: pass the generation "
                 "id exactly as the create call returned it."
@@ -222,9 +213,9 @@ class SkillsVideo(KeyedAdapter):
         )
 
     def _words(self, message: str | None, code: str | None) -> str:
-        """The provider's sanitized message with its machine-readable code, cleaned of secrets."""
+        """The provider's sanitized message with its machine-readable code (`quoted` cleans it of secrets)."""
         tagged = f"[{code}]" if code and code != message else None
-        return self.redact(" ".join(part for part in (message, tagged) if part))
+        return " ".join(part for part in (message, tagged) if part)
 
     def _outputs(self, data: _Data | None) -> tuple[Output, ...]:
         if data is None:
@@ -240,13 +231,13 @@ class SkillsVideo(KeyedAdapter):
             for media in many if many else [single] if single else []:
                 outputs.append(self._output(media, kind))
         if not outputs and data.url:
-            outputs.append(Output(url=self.redact(data.url), kind=_kind_of(data.type, data.url)))
+            outputs.append(Output(url=data.url, kind=_kind_of(data.type, data.url)))
         return tuple(outputs)
 
     def _output(self, media: _Media, kind: OutputKind) -> Output:
         mime = media.content_type or mimetypes.guess_type(media.file_name or media.url.split("?")[0])[0]
         return Output(
-            url=self.redact(media.url),
+            url=media.url,
             kind=kind,
             mime_type=mime,
             width=media.width,
@@ -254,7 +245,7 @@ class SkillsVideo(KeyedAdapter):
             fps=media.fps,
             duration_s=media.duration,
             size_bytes=media.size,
-            thumbnail_url=self.redact(media.thumbnail_url) if media.thumbnail_url else None,
+            thumbnail_url=media.thumbnail_url or None,
         )
 
 

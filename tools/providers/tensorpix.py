@@ -138,7 +138,7 @@ class TensorPix(KeyedAdapter):
         error = None
         reason = job.reason() if status in ("failed", "canceled") else None
         if reason:
-            error = JobError(code=job.status.strip().upper(), message=self.redact(reason))
+            error = JobError(code=job.status.strip().upper(), message=reason)
         progress = job.progress
         if progress is not None:
             progress = min(100.0, max(0.0, progress))
