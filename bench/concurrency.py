@@ -15,9 +15,8 @@ running); every wait is bounded (timeout_s 60) and so is the whole run.
 from __future__ import annotations
 
 import time
-import uuid
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import anyio
@@ -28,6 +27,7 @@ from mcp.client.streamable_http import streamable_http_client
 from bench.procs import child_env, cpu_seconds, free_port, rss_bytes, serving
 from bench.report import Row
 from sandbox import EMULATORS, Sandbox
+from sandbox.core import Outcome as JobEnd
 
 RSS_TARGET_MB = 100.0
 CPU_TARGET_MS = 2.0
@@ -35,23 +35,12 @@ WAIT_TIMEOUT_S = 60.0
 RUN_LIMIT_S = 240.0
 
 
-def _uuid_with(prefix: str, n: int) -> str:
-    return str(uuid.UUID(f"{prefix}{n:0{32 - len(prefix)}x}"))
-
-
-# Each provider's ids have their own form; the emulators read the scripted outcome from the id itself.
-ID_MAKERS: dict[str, Callable[[int], str]] = {
-    "modelslab": lambda n: str(20_000 + n),
-    "tensorpix": lambda n: _uuid_with(("fa11", "cace1", "")[n % 5] if n % 5 < 2 else "", n),
-}
-
-
 def task_id(provider: str, n: int) -> str:
-    make = ID_MAKERS.get(provider)
-    if make is not None:
-        return make(n)
-    # Not every provider can say "canceled" (Flexstack has no such word), so generic ids only fail or succeed.
-    return f"bench-{n}" + ("-fail" if n % 7 == 3 else "")
+    """The `n`th job at a provider, in its own id form; about one in seven fails, and one in eleven is
+    canceled where the provider can say so (the emulators read the outcome from the id itself)."""
+    emulator = EMULATORS[provider]
+    outcome: JobEnd = "failed" if n % 7 == 3 else "canceled" if n % 11 == 5 else "succeeded"
+    return emulator.sandbox_id(n, outcome if outcome in emulator.outcomes else "succeeded")
 
 
 @dataclass

@@ -15,11 +15,11 @@ from abc import ABC, abstractmethod
 from collections import deque
 from collections.abc import Iterable
 from contextvars import ContextVar
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, timedelta
 from email.utils import format_datetime
 from typing import Any, ClassVar, Literal
-from urllib.parse import quote
+from urllib.parse import quote, urlencode
 
 import anyio
 import anyio.lowlevel
@@ -98,6 +98,10 @@ class Fault:
     `message` replaces the provider's error words in `status` and `error_in_ok` answers; `echo_credentials`
     appends what the request carried (Authorization header, body) raw and percent-encoded in a link, as
     providers that echo requests back do.
+
+    `at` aims the fault at one request of a read that takes several (the emulator names them: fal's
+    `status` and `result`, MiniMax's `query` and `file`): it waits at the head of the job's queue, and the
+    job's other requests are answered normally, until that request comes. None hits the next request.
     """
 
     kind: FaultKind
@@ -111,6 +115,11 @@ class Fault:
     size_bytes: int | None = None
     declare_length: bool = False
     chunk_bytes: int = 8
+    at: str | None = None
+
+    def aimed_at(self, request: str) -> Fault:
+        """This fault, played only on the request the emulator calls `request`."""
+        return replace(self, at=request)
 
     @classmethod
     def rate_limited(cls, retry_after: float | None = None, *, as_date: bool = False) -> Fault:
@@ -284,6 +293,8 @@ class Emulator(ABC):
     api_key_env: ClassVar[str]
     base_url_env: ClassVar[str]
     sandbox_key: ClassVar[str]
+    outcomes: ClassVar[tuple[Outcome, ...]] = ("succeeded", "failed", "canceled")
+    """The ends a job can come to in this provider's words (not every API can say "canceled")."""
 
     def __init__(self, clock: Clock | None = None, *, auto_create: bool = True) -> None:
         self.clock = clock or SystemClock()
@@ -322,9 +333,29 @@ class Emulator(ABC):
             return "canceled"
         return "succeeded"
 
+    @classmethod
+    def sandbox_id(cls, n: int, outcome: Outcome = "succeeded") -> str:
+        """The `n`th id of the provider's own form that the sandbox, seeing it first, turns into a job that
+        ends in `outcome` (see `outcome_for`); one of `outcomes`."""
+        if outcome not in cls.outcomes:
+            raise ValueError(f"{cls.id} jobs cannot end {outcome}")
+        return f"job-{n}" + {"succeeded": "", "failed": "-fail", "canceled": "-cancel"}[outcome]
+
+    def file_url(self, request: Request, name: str, **query: str) -> str:
+        """Where this emulator serves a generated file (`name`, e.g. `{task}/clip.mp4`): on its own host and
+        under its own root, so that sandbox downloads reach it, with `query` (a signature, an expiry)."""
+        # The emulator's own root: where the sandbox mounted it (`root_path`), on the host the request used.
+        root = str(request.url.replace(path=request.scope.get("root_path", ""), query="")).rstrip("/")
+        tail = "?" + urlencode(query) if query else ""
+        return f"{root}/files/{quote(name)}{tail}"
+
+    def credentials(self) -> dict[str, str]:
+        """The credential settings this emulator accepts."""
+        return {self.api_key_env: self.api_key}
+
     def env(self, root: str) -> dict[str, str]:
         """The settings that point genresult-mcp at this emulator served under `root`."""
-        return {self.api_key_env: self.api_key, self.base_url_env: root.rstrip("/") + self.api_prefix}
+        return {**self.credentials(), self.base_url_env: root.rstrip("/") + self.api_prefix}
 
     # ---- the ASGI app ----
 
@@ -358,9 +389,12 @@ class Emulator(ABC):
         if (exchange := _EXCHANGE.get()) is not None:
             exchange.request = logged
 
-    async def take_fault(self, job: Job) -> Response | None:
+    async def take_fault(self, job: Job, request: str | None = None) -> Response | None:
         """The job's next scripted fault (or a `chaos` one) as a response, or None to answer normally (also
-        after `slow`, and for the faults played on the wire)."""
+        after `slow`, and for the faults played on the wire). `request` names which request of a read this
+        is, for faults aimed at one (`Fault.at`)."""
+        if job.faults and job.faults[0].at not in (None, request):
+            return None
         if job.faults:
             fault = job.faults.popleft()
         elif self.chaos is not None and (drawn := self.chaos.draw()) is not None:

@@ -50,6 +50,8 @@ class FlexstackEmulator(Emulator):
     api_key_env = "FLEXSTACK_API_KEY"
     base_url_env = "FLEXSTACK_BASE_URL"
     sandbox_key = "fs-sandbox-access-token-0123456789"
+    # No canceled state is documented: a canceled timeline is shown as FAILED.
+    outcomes = ("succeeded", "failed")
     sandbox_username = "sandbox@flexstack.invalid"
     sandbox_password = "fs-sandbox-password-0123"
 

@@ -40,6 +40,14 @@ class ModelsLabEmulator(Emulator):
     api_key_env = "MODELSLAB_API_KEY"
     base_url_env = "MODELSLAB_BASE_URL"
     sandbox_key = "mlsandbox0123456789abcdefMODELSLAB"
+    outcomes = ("succeeded", "failed")
+
+    @classmethod
+    def sandbox_id(cls, n: int, outcome: Outcome = "succeeded") -> str:
+        # Integer ids; one ending in 4 fails, and ids are kept clear of the 404 ending.
+        if outcome not in cls.outcomes:
+            raise ValueError(f"{cls.id} jobs cannot end {outcome}")
+        return str(10 * (20_000 + n) + (4 if outcome == "failed" else 1))
 
     def routes(self) -> list[BaseRoute]:
         return [

@@ -59,6 +59,11 @@ class TensorPixEmulator(Emulator):
     # DRF authtoken keys are 40 hex characters.
     sandbox_key = "5a4db0c05a4db0c0feedface0123456789abcdef"
 
+    @classmethod
+    def sandbox_id(cls, n: int, outcome: Outcome = "succeeded") -> str:
+        prefix = {"succeeded": "", "failed": "fa11", "canceled": "cace1"}[outcome]
+        return str(uuid.UUID(f"{prefix}{n + 1:0{32 - len(prefix)}x}"))
+
     def routes(self) -> list[BaseRoute]:
         base = f"{self.api_prefix}/video-gen"
         return [

@@ -17,13 +17,13 @@ from server.settings import Settings
 from tools.clock import Clock
 from tools.mcp_tools import register_tools
 from tools.polling import PollPolicy
-from tools.providers import adapters_from_env
+from tools.providers import ADAPTERS, adapters_from_env
 from tools.redact import RedactingFilter, Redactor
 from tools.service import GenerationService
 
 INSTRUCTIONS = (
     "Checks on and collects the results of asynchronous AI generation jobs (video, image, audio) at "
-    "flexstack, modelslab, tensorpix and skillsvideo. Use get_generation_result for one look and "
+    f"{', '.join(ADAPTERS)}. Use get_generation_result for one look and "
     "wait_for_generation to wait up to timeout_s (default 50 s); a timed-out wait is not an error: call it "
     "again with the same task_id."
 )

@@ -13,15 +13,13 @@ import time
 import anyio
 from mcp import Client, StdioServerParameters
 
+from tools.providers import ADAPTERS
 from tools.result import GenerationResult
 
-# One plausible job per provider; the sandbox invents each on first sight (ids follow each provider's format).
-DEMO_JOBS = [
-    ("flexstack", "demo-video-7f3a"),
-    ("modelslab", "148"),
-    ("tensorpix", "3c90c3cc-0d44-4b50-8888-8dd25736052a"),
-    ("skillsvideo", "gen_demo123"),
-]
+# One plausible job per provider, with the id each provider's docs show; the sandbox invents each on first
+# sight, and it succeeds.
+DEMO_JOBS = [(provider_id, adapter.example_task_id) for provider_id, adapter in ADAPTERS.items()]
+WIDTH = max(len(provider_id) for provider_id in ADAPTERS)
 
 
 def _say(line: str) -> None:
@@ -40,7 +38,7 @@ async def run_demo() -> int:
 
         async def wait_one(provider: str, task_id: str) -> None:
             async def on_progress(progress: float, total: float | None, message: str | None) -> None:
-                _say(f"  [{provider:<11}] {message}")
+                _say(f"  [{provider:<{WIDTH}}] {message}")
 
             reply = await client.call_tool(
                 "wait_for_generation",
@@ -49,7 +47,7 @@ async def run_demo() -> int:
             )
             if reply.is_error:
                 text = reply.content[0].text if reply.content and reply.content[0].type == "text" else "?"
-                _say(f"  [{provider:<11}] error: {text}")
+                _say(f"  [{provider:<{WIDTH}}] error: {text}")
                 return
             results[provider] = GenerationResult.model_validate(reply.structured_content)
 

@@ -23,21 +23,18 @@ import anyio
 import httpx
 from mcp import Client, StdioServerParameters
 
-from sandbox import Sandbox, Timeline
+from sandbox import EMULATORS, Sandbox, Timeline
 from tests.hardening.loopback import serving
+from tests.providers.kit import kit
 from tools.clock import SystemClock
 from tools.providers import ADAPTERS
 from tools.result import GenerationResult
 
 ROOT = Path(__file__).resolve().parent.parent
-SANDBOX_IDS = {
-    "flexstack": "demo-video-1",
-    "modelslab": "148",
-    "tensorpix": "3c90c3cc-0d44-4b50-8888-8dd25736052a",
-    "skillsvideo": "gen_123",
-}
+# A job at every provider, in each provider's own id form.
+SANDBOX_IDS = {provider: cls.sandbox_id(1) for provider, cls in EMULATORS.items()}
 # Providers whose sandbox answers carry the job's cost, as their APIs do.
-REPORTS_COST = {"tensorpix", "skillsvideo"}
+REPORTS_COST = {provider for provider in ADAPTERS if kit(provider).reports_cost}
 # Long enough for a fresh sandbox job (about 8 s) with room for a slow machine; waits that reach it fail.
 JOB_TIMEOUT_S = 30
 
@@ -146,8 +143,8 @@ async def test_mcp_json_in_sandbox_mode_follows_a_job_at_every_provider_to_its_r
     config = json.loads((ROOT / "mcp.json").read_text())["mcpServers"]["genresult"]
     command = shutil.which(config["command"], path=str(Path(sys.executable).parent)) or config["command"]
     params = StdioServerParameters(command=command, args=[*config["args"], "--sandbox"], env=clean_env(**config["env"]))
-    fresh = {**SANDBOX_IDS, "flexstack": "json-video-2", "modelslab": "2718", "skillsvideo": "gen_json"}
-    fresh["tensorpix"] = "0e9b8c7d-6a5f-4e3d-8c2b-1a0f9e8d7c6b"
+    # Waits are told apart by task id, so each provider's job gets an id of its own.
+    fresh = {provider: cls.sandbox_id(100 + n) for n, (provider, cls) in enumerate(EMULATORS.items())}
     with anyio.fail_after(45):
         async with Client(params) as client:
             names = {tool.name for tool in (await client.list_tools()).tools}

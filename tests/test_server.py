@@ -98,7 +98,7 @@ async def test_a_long_key_pasted_as_a_task_id_is_not_quoted_back_even_in_part(co
 
 @pytest.mark.parametrize("provider_id", sorted(ADAPTERS))
 async def test_a_provider_without_credentials_names_the_variable_to_set(connect: Connect, provider_id: str) -> None:
-    valid_id = {"modelslab": "148", "tensorpix": "3c90c3cc-0d44-4b50-8888-8dd25736052a"}.get(provider_id, "gen_1")
+    valid_id = ADAPTERS[provider_id].example_task_id
     text = await error_text(connect, "get_generation_result", {"provider": provider_id, "task_id": valid_id}, env={})
     assert "provider_not_configured" in text
     assert ADAPTERS[provider_id].credential_hint.removeprefix("set ").split()[0] in text

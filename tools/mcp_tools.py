@@ -15,6 +15,7 @@ from mcp.types import CallToolResult, TextContent, ToolAnnotations
 from pydantic import Field
 
 from tools.errors import GenResultError
+from tools.providers import ADAPTERS
 from tools.result import GenerationResult
 from tools.service import DEFAULT_WAIT_S, GenerationService
 
@@ -22,10 +23,10 @@ READ_ONLY = ToolAnnotations(read_only_hint=True, idempotent_hint=True, open_worl
 
 # No length limit here: an over-long id gets the service's own unknown_provider answer, which lists the
 # known ids, rather than the SDK's validation text.
-ProviderArg = Annotated[str, Field(description="Provider id: flexstack, modelslab, tensorpix or skillsvideo.")]
+ProviderArg = Annotated[str, Field(description=f"Provider id: one of {', '.join(ADAPTERS)}.")]
 TaskIdArg = Annotated[
     str,
-    # ModelsLab's ids are integers, and agents copy them as JSON numbers: accept those as the id they spell.
+    # Some providers' ids are integers, and agents copy them as JSON numbers: accept those as the id they spell.
     Field(description="The task/job/generation id the provider returned at creation.", coerce_numbers_to_str=True),
 ]
 

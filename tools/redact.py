@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import re
+from collections import deque
 
 REDACTED = "[redacted]"
 
@@ -16,6 +17,14 @@ logger = logging.getLogger(__name__)
 
 # Shorter values are too likely to be ordinary words or digits, and redacting them would garble text.
 _MIN_SECRET_LEN = 4
+
+# Credentials made per request (Kling's JWT, signed anew for every request) are remembered this many at a
+# time: a request's token is only ever echoed in that request's answer, and an unbounded set would grow the
+# redactor with every request the server sends.
+TRANSIENT_SECRETS = 64
+
+# Characters that no URL or JSON writer escapes: a token made only of these is found by plain search.
+_PLAIN = re.compile(r"[A-Za-z0-9._~-]+")
 
 
 class Redactor:
@@ -31,8 +40,21 @@ class Redactor:
     def __init__(self, secrets: list[str | None] | None = None) -> None:
         self._secrets: set[str] = set()
         self._pattern: re.Pattern[str] | None = None
+        self._transient: deque[str] = deque(maxlen=TRANSIENT_SECRETS)
         for secret in secrets or []:
             self.add(secret)
+
+    def add_transient(self, token: str) -> None:
+        """A credential made for one request (a signed JWT): kept among the last `TRANSIENT_SECRETS` only.
+
+        Such a token is made of URL- and JSON-safe characters, so it is found by plain search and needs no
+        pattern (compiling one per request would cost more than the request). Anything else is a lasting
+        secret's job (`add`).
+        """
+        if not _PLAIN.fullmatch(token) or len(token) < _MIN_SECRET_LEN:
+            raise ValueError("a transient credential must be at least 4 URL-safe characters")
+        if token not in self._transient:
+            self._transient.append(token)
 
     def add(self, secret: str | None) -> None:
         if not secret or secret in self._secrets:
@@ -51,12 +73,15 @@ class Redactor:
         self._pattern = re.compile("|".join(_spelled_any_way(secret) for secret in alternatives))
 
     def __call__(self, text: str) -> str:
+        for token in self._transient:
+            if token in text:
+                text = text.replace(token, REDACTED)
         if self._pattern is None:
             return text
         return self._pattern.sub(REDACTED, text)
 
     def __contains__(self, secret: str) -> bool:
-        return secret in self._secrets
+        return secret in self._secrets or secret in self._transient
 
 
 def _spelled_any_way(secret: str) -> str:

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 
 import anyio
 import httpx
@@ -13,7 +15,7 @@ import httpx
 from tools.clock import Clock, SystemClock
 from tools.errors import InvalidArgument, ProviderProtocolError, ProviderUnavailable, UnknownProvider
 from tools.polling import PollPolicy, ProgressReporter, WaitMemory, wait_until_done
-from tools.providers.base import Adapter, Reply
+from tools.providers.base import Adapter, Reply, RequestBuilder, Then
 from tools.redact import Redactor
 from tools.result import GenerationResult, JobError, JobState
 from tools.wire import MAX_BODY_BYTES, BodyTooLarge, bounded
@@ -29,6 +31,17 @@ DEFAULT_REQUEST_TIMEOUT_S = 20.0
 # burst of checks (a thousand waits starting together) queue inside it costs more CPU than the checks and
 # can stall the process until waits time out (`python -m bench`, concurrency).
 MAX_IN_FLIGHT_PER_PROVIDER = 16
+
+# The most requests one read of a job may take: the longest documented chain is two (status then result,
+# query then file) plus Kling's second family; anything longer is an adapter going round in circles.
+MAX_REQUESTS_PER_READ = 4
+
+
+@dataclass
+class RequestCount:
+    """How many provider requests a check or a wait has sent (`polls` in the result)."""
+
+    requests: int = 0
 
 
 class Lanes:
@@ -144,8 +157,10 @@ class GenerationService:
                 f"poll_interval_s {poll_interval_s:g} was raised to the server's floor of {self.policy.floor_s:g}s."
             )
 
+        sent = RequestCount()
+
         async def read(budget_s: float) -> JobState:
-            return await self._read(adapter, wire_id, min(self.request_timeout_s, budget_s))
+            return await self._read(adapter, wire_id, min(self.request_timeout_s, budget_s), sent)
 
         outcome = await wait_until_done(
             read,
@@ -163,7 +178,8 @@ class GenerationService:
         return result.model_copy(
             update={
                 "elapsed_s": round(outcome.elapsed_s, 1),
-                "polls": outcome.polls,
+                # Provider requests, not checks: a read of fal or MiniMax may take two.
+                "polls": sent.requests,
                 "timed_out": outcome.timed_out,
                 "note": " ".join(notes) or None,
             }
@@ -182,31 +198,54 @@ class GenerationService:
             )
         return timeout_s, None
 
-    async def _read(self, adapter: Adapter, task_id: str, timeout_s: float) -> JobState:
-        return read_reply(adapter, await self._fetch(adapter, task_id, timeout_s), self.redact)
+    async def _read(
+        self, adapter: Adapter, task_id: str, timeout_s: float, count: RequestCount | None = None
+    ) -> JobState:
+        """Every request one read of the job takes, each through the same lanes, bound, checks and redaction.
 
-    async def _fetch(self, adapter: Adapter, task_id: str, timeout_s: float) -> Reply:
+        `timeout_s` bounds the whole read, however many requests it takes (waiting for a lane included), so a
+        slow trickle of bytes or a read of several requests cannot carry a wait past its deadline.
+        """
+        build: RequestBuilder = functools.partial(adapter.build_request, task_id=task_id)
+        parse: Callable[[Reply], JobState | Then] = adapter.parse
+        own_errors = False
+        try:
+            with anyio.fail_after(timeout_s):
+                for _ in range(MAX_REQUESTS_PER_READ):
+                    if count is not None:
+                        count.requests += 1
+                    reply = await self._fetch(adapter, build, timeout_s, task_id)
+                    outcome = read_reply(adapter, reply, self.redact, parse, own_errors=own_errors)
+                    if isinstance(outcome, JobState):
+                        return outcome
+                    build, parse, own_errors = outcome.build, outcome.parse, outcome.own_errors
+        except TimeoutError:
+            raise ProviderUnavailable(
+                f"{adapter.display_name} did not answer within {timeout_s:.3g}s. Try again shortly."
+            ) from None
+        raise ProviderProtocolError(
+            f"{adapter.display_name} needed more than {MAX_REQUESTS_PER_READ} requests to read one job."
+        )
+
+    async def _fetch(self, adapter: Adapter, build: RequestBuilder, timeout_s: float, task_id: str) -> Reply:
         auth = adapter.auth()
         try:
-            # httpx's timeout bounds each network operation; this bounds the whole exchange, waiting for a lane
-            # included, so a slow trickle of bytes cannot carry a wait past its deadline.
-            with anyio.fail_after(timeout_s):
-                async with self.lanes[adapter.id].lend() as client:
-                    request = adapter.build_request(client, task_id)
-                    request.extensions["timeout"] = httpx.Timeout(timeout_s).as_dict()
-                    response = await client.send(
-                        request,
-                        auth=auth if auth is not None else httpx.USE_CLIENT_DEFAULT,
-                        stream=True,
-                        follow_redirects=False,
-                    )
-                    try:
-                        body = await response.aread()
-                    finally:
-                        await response.aclose()
+            async with self.lanes[adapter.id].lend() as client:
+                request = build(client)
+                request.extensions["timeout"] = httpx.Timeout(timeout_s).as_dict()
+                response = await client.send(
+                    request,
+                    auth=auth if auth is not None else httpx.USE_CLIENT_DEFAULT,
+                    stream=True,
+                    follow_redirects=False,
+                )
+                try:
+                    body = await response.aread()
+                finally:
+                    await response.aclose()
         except BodyTooLarge:
             raise _too_large(adapter) from None
-        except (httpx.TimeoutException, TimeoutError):
+        except httpx.TimeoutException:
             raise ProviderUnavailable(
                 f"{adapter.display_name} did not answer within {timeout_s:.3g}s. Try again shortly."
             ) from None
@@ -230,16 +269,26 @@ class GenerationService:
         return Reply.from_response(response, body, date=self.clock.now())
 
 
-def read_reply(adapter: Adapter, reply: Reply, redact: Redactor) -> JobState:
-    """A provider's reply to the job's state, or the tool error it means: what every check does after sending."""
-    adapter.common_errors(reply, adapter.error_message(reply))
+def read_reply(
+    adapter: Adapter,
+    reply: Reply,
+    redact: Redactor,
+    parse: Callable[[Reply], JobState | Then] | None = None,
+    *,
+    own_errors: bool = False,
+) -> JobState | Then:
+    """One reply of a read to the job's state, the next request of the read, or the tool error it means: what
+    every request does after sending. `parse` is the parser this reply goes to (the adapter's first one unless
+    an earlier reply said otherwise)."""
+    if not own_errors:
+        adapter.common_errors(reply, adapter.error_message(reply))
     try:
-        state = adapter.parse(reply)
+        outcome = (parse or adapter.parse)(reply)
     except ArithmeticError:
         # JSON integers have no size limit: one past a float's range overflows wherever it is turned into a
         # float or divided, and pydantic does not make that a ValidationError.
         raise ProviderProtocolError(f"{adapter.display_name} answered a number too large to read.") from None
-    return _clean(state, redact)
+    return outcome if isinstance(outcome, Then) else _clean(outcome, redact)
 
 
 def _clean(state: JobState, redact: Redactor) -> JobState:

@@ -9,11 +9,10 @@ from __future__ import annotations
 import itertools
 import re
 import ssl
-import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
-from typing import Any, NamedTuple
+from dataclasses import dataclass
+from typing import Any
 from urllib.parse import quote, quote_plus
 
 import httpx
@@ -24,6 +23,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from sandbox import EMULATORS, Fault
 from server.app import build_server
 from server.settings import Settings
+from tests.providers.kit import Expected, kit
 from tools.clock import Clock
 from tools.polling import PollPolicy
 from tools.providers import ADAPTERS
@@ -39,43 +39,25 @@ SLACK_S = 1.5
 
 _serial = itertools.count(1)
 
-# One valid id per provider, each call a new one. A provider added to the registries without a line here
-# makes every matrix test fail with a KeyError naming it.
-_ID_MAKERS: dict[str, Callable[[int], str]] = {
-    "flexstack": lambda n: f"fs-task-{n}",
-    "modelslab": lambda n: str(1000 + n),
-    "tensorpix": lambda n: str(uuid.UUID(int=n)),
-    "skillsvideo": lambda n: f"gen_{n}",
-}
-
 
 def new_task_id(provider: str) -> str:
-    return _ID_MAKERS[provider](next(_serial))
-
-
-class Expected(NamedTuple):
-    """What `get_generation_result` must give: a tool error `code`, or (None) a result with `status`; a
-    `transient` answer must not end a wait."""
-
-    code: str | None
-    status: str | None = None
-    transient: bool = False
+    """A valid id of the provider's own form, a new one each call."""
+    return EMULATORS[provider].sandbox_id(next(_serial))
 
 
 @dataclass(frozen=True)
 class Case:
-    """One misbehaviour, and what it must give (`Expected`), the same at every provider unless
-    `per_provider` says otherwise."""
+    """One misbehaviour, and what it must give (`Expected`), the same at every provider unless its test
+    module's kit says otherwise (`ProviderKit.fault_overrides`)."""
 
     name: str
     faults: tuple[Fault, ...]
     code: str | None
     transient: bool = False
     status: str | None = None
-    per_provider: dict[str, Expected] = field(default_factory=dict)
 
     def expected(self, provider: str) -> Expected:
-        return self.per_provider.get(provider, Expected(self.code, self.status, self.transient))
+        return kit(provider).fault_overrides.get(self.name, Expected(self.code, self.status, self.transient))
 
 
 UNAVAILABLE = "provider_unavailable"
@@ -97,18 +79,7 @@ CASES: list[Case] = [
     Case("malformed JSON with 200", (Fault("malformed_json", 200),), PROTOCOL),
     Case("HTML page with 200", (Fault("html", 200),), PROTOCOL),
     Case("empty body with 200", (Fault("empty", 200),), PROTOCOL),
-    Case(
-        "an error inside a 200",
-        (Fault.error_in_ok("Internal error, try later"),),
-        PROTOCOL,
-        per_provider={
-            # An error envelope with no task whose words do not say the task is unknown: it may clear, so a
-            # wait keeps trying.
-            "flexstack": Expected(UNAVAILABLE, transient=True),
-            # ModelsLab documents `{"status": "error", "message": ...}` as a failed job, whatever the HTTP code.
-            "modelslab": Expected(None, "failed"),
-        },
-    ),
+    Case("an error inside a 200", (Fault.error_in_ok("Internal error, try later"),), PROTOCOL),
     # The matrix checks that no more than the cap (plus one socket read) was read off the wire.
     Case("a 64 MiB body", (Fault.oversized(),), PROTOCOL),
     Case("a body announced over the cap", (Fault.oversized(4 << 20, declare_length=True),), PROTOCOL),

@@ -16,7 +16,7 @@ import httpx
 import pytest
 from mcp import Client
 
-from sandbox import IN_PROCESS_ROOT, Fault, Sandbox, Timeline
+from sandbox import EMULATORS, IN_PROCESS_ROOT, Fault, Sandbox, Timeline
 from sandbox.core import Chaos, Outcome
 from sandbox.flexstack import FlexstackEmulator
 from server.app import build_server
@@ -46,9 +46,9 @@ BROKEN_EVERY = 25
 
 
 def outcome_for(provider: str, number: int) -> Outcome:
-    # Flexstack and ModelsLab have no canceled state: their emulators show a canceled job as failed.
+    # Not every provider has a canceled state: their emulators show a canceled job as failed.
     outcome = OUTCOMES[number % 3]
-    return "failed" if outcome == "canceled" and provider in ("flexstack", "modelslab") else outcome
+    return outcome if outcome in EMULATORS[provider].outcomes else "failed"
 
 
 def script_jobs(sandbox: Sandbox) -> list[tuple[str, str, str | None, Outcome]]:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import copy
 import json
 import math
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -20,6 +20,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from tests.providers.kit import kit
 from tools.errors import (
     AuthenticationFailed,
     GenResultError,
@@ -29,7 +30,7 @@ from tools.errors import (
     TaskNotFound,
 )
 from tools.providers import ADAPTERS, adapters_from_env
-from tools.providers.base import Adapter, Reply
+from tools.providers.base import Adapter, Reply, Then
 from tools.redact import Redactor
 from tools.result import GenerationResult, JobState
 from tools.service import read_reply
@@ -37,108 +38,6 @@ from tools.service import read_reply
 PROVIDERS = sorted(ADAPTERS)
 
 # The documented payloads of PROVIDERS.md, the seeds the near misses grow from.
-SEEDS: dict[str, list[Any]] = {
-    "flexstack": [
-        {
-            "data": {
-                "is_success": True,
-                "data": {
-                    "task_id": "9f1c2e7a",
-                    "total_tasks": 1,
-                    "percent": 100,
-                    "status": "COMPLETED",
-                    "url_download": "https://media.joinparrot.ai/videos/9f1c2e7a.mp4",
-                },
-            },
-            "errors": [],
-            "error_description": "",
-            "start_time": "2024-05-01 10:00:00",
-            "end_time": "2024-05-01 10:00:01",
-            "host_of_client_call_request": "203.0.113.5",
-            "total_time_by_second": 0.12,
-            "status": "success",
-        },
-        {
-            "data": {
-                "is_success": False,
-                "data": {"task_id": "9f1c2e7a", "total_tasks": 1, "percent": 0, "status": "FAILED", "url_download": ""},
-            },
-            "errors": ["task failed"],
-            "error_description": "task failed",
-            "status": "failed",
-        },
-        {"data": {"access_token": "at", "refresh_token": "rt"}, "errors": [], "status": "success"},
-    ],
-    "modelslab": [
-        {
-            "status": "success",
-            "id": 147,
-            "generationTime": 41.2,
-            "output": ["https://pub-3626.r2.dev/generations/2be1702e.gif"],
-            "proxy_links": ["https://cdn2.stablediffusionapi.com/generations/2be1702e.gif"],
-            "meta": {"width": 512, "height": 512, "num_frames": 25, "fps": 10},
-        },
-        {
-            "status": "processing",
-            "id": 148,
-            "eta": 45,
-            "message": "Request processing in background",
-            "tip": "Use fetch_result to check status",
-            "fetch_result": "https://modelslab.com/api/v6/video/fetch/148",
-            "future_links": ["https://pub-xxx.r2.dev/generations/abcd.mp4"],
-            "output": [],
-            "meta": {"prompt": "...", "num_frames": 25},
-        },
-        {"status": "error", "message": "Failed to generate video"},
-        {"status": "error", "messege": "Invalid API key"},
-        {"status": "error", "message": "Rate limit", "retry_after": 30},
-    ],
-    "tensorpix": [
-        {
-            "id": "3c90c3cc-0d44-4b50-8888-8dd25736052a",
-            "prompt": "a fox in snow",
-            "type": "t2v",
-            "status": "COMPLETED",
-            "cost": "12.00",
-            "model": "m",
-            "generated_video": {
-                "id": "7d1e0000-0000-0000-0000-000000000000",
-                "name": "fox.mp4",
-                "created_at": "2025-01-01T10:02:00Z",
-                "width": 1280,
-                "height": 720,
-                "n_frames": 121,
-                "framerate": 24.0,
-                "size": 5123456,
-                "file": "https://b.example/fox.mp4?X-Amz-Date=20250101T100000Z&X-Amz-Expires=3600",
-                "thumbnail": "https://b.example/fox.jpg",
-            },
-            "input_images": [],
-            "progress": 100,
-            "started_at": "2025-01-01T10:00:05Z",
-            "options": {},
-        },
-        {"id": "3c90c3cc", "status": "IN_QUEUE", "cost": "12.00", "generated_video": None, "progress": 0},
-        {"detail": "Not found."},
-    ],
-    "skillsvideo": [
-        {
-            "id": "gen_123",
-            "status": "COMPLETED",
-            "input": {"prompt": "a cat", "n": 1},
-            "data": {
-                "type": "image",
-                "n": 1,
-                "images": [{"url": "https://cdn.example.com/cat.png", "content_type": "image/png", "width": 1024}],
-                "image": {"url": "https://cdn.example.com/cat.png", "content_type": "image/png", "width": 1024},
-            },
-            "usage": {"total": 20, "subscription": 20, "permanent": 0},
-        },
-        {"id": "gen_123", "status": "IN_QUEUE", "data": None, "usage": {"total": 20}},
-        {"id": "gen_123", "status": "FAILED", "data": None, "code": "VIDEO_GENERATION_FAILED", "message": "no"},
-        {"error": "INSUFFICIENT_CREDITS", "code": "VIDEO_GENERATION_INSUFFICIENT_CREDITS", "message": "credits"},
-    ],
-}
 
 CODES = [200, 200, 200, 201, 202, 204, 301, 302, 307, 400, 401, 402, 403, 404, 409, 410, 422, 429, 500, 502, 503, 504]
 
@@ -192,8 +91,7 @@ def as_bytes(doc: Any) -> bytes:
     return json.dumps(doc, allow_nan=True).encode()
 
 
-def bodies(provider: str) -> st.SearchStrategy[bytes]:
-    seeds = SEEDS[provider]
+def bodies(seeds: Sequence[Any]) -> st.SearchStrategy[bytes]:
     documented = st.sampled_from(seeds)
     return st.one_of(
         documented.flatmap(near_miss).map(as_bytes),
@@ -233,30 +131,31 @@ def allowed_errors(code: int) -> tuple[type[GenResultError], ...]:
     return next(errors for codes, errors in ALLOWED if code in codes)
 
 
-def read(adapter: Adapter, reply: Reply) -> JobState | GenResultError:
-    """What the service makes of a reply, from the bytes on."""
+def read(adapter: Adapter, reply: Reply) -> JobState | Then | GenResultError:
+    """What the service makes of a first reply, from the bytes on."""
     try:
         return read_reply(adapter, reply, adapter.redact)
     except GenResultError as exc:
         return exc
 
 
-# Where a provider's body decides over its HTTP code: Flexstack's error envelope without a task may be a
-# passing fault (retryable); skills.video's error `code` says a generation ended (a failed job) or what the
-# trouble is, whatever the status.
-BODY_DECIDES: dict[str, tuple[range, tuple[type[GenResultError], ...]]] = {
-    "flexstack": (range(200, 300), (ProviderUnavailable,)),
-    "skillsvideo": (range(400, 600), (ProviderRejected,)),
-}
-
-
-def check_outcome(provider: str, outcome: JobState | GenResultError, code: int) -> None:
+def check_outcome(
+    provider: str, outcome: JobState | Then | GenResultError, code: int, *, model_answer: bool = False
+) -> None:
+    """`model_answer`: the reply is a model's own answer relayed by the API (fal's result call), whose HTTP
+    code says how the model did, not what the API thinks of the request."""
+    if isinstance(outcome, Then):
+        # The read goes on; what the next reply makes of it is fuzzed on its own.
+        assert 200 <= code < 300, (code, outcome)
+        return
     if isinstance(outcome, GenResultError):
-        codes, also = BODY_DECIDES.get(provider, (range(0), ()))
-        assert isinstance(outcome, allowed_errors(code) + (also if code in codes else ())), (code, outcome)
+        codes, also = kit(provider).body_decides or (range(0), ())
+        allowed = (ProviderRejected, ProviderUnavailable) if model_answer else allowed_errors(code)
+        assert isinstance(outcome, allowed + (also if code in codes else ())), (code, outcome)
         assert outcome.message
         return
-    ended_by_code = provider == "skillsvideo" and code >= 400 and outcome.status == "failed"
+    failed_by_code = kit(provider).failed_by_code or model_answer
+    ended_by_code = failed_by_code and code >= 400 and outcome.status == "failed"
     assert 200 <= code < 300 or ended_by_code, (code, outcome)
     result = GenerationResult.from_state(provider, "t-1", outcome, datetime(2026, 11, 22, tzinfo=UTC))
     # The answer is strict JSON: NaN or Infinity would break clients that parse it to the letter.
@@ -273,8 +172,27 @@ def _refuse(constant: str) -> None:
 
 
 def adapter_for(provider: str) -> Adapter:
-    env = {f"{name.upper()}_API_KEY": f"key-{name}-0123456789" for name in ADAPTERS}
+    env = dict.fromkeys(ADAPTERS[provider].credential_envs, f"key-{provider}-0123456789")
     return adapters_from_env(env, Redactor())[provider]
+
+
+def read_with(step: Then, adapter: Adapter, reply: Reply) -> JobState | Then | GenResultError:
+    """What the service makes of a later reply of a read, from the bytes on."""
+    try:
+        return read_reply(adapter, reply, adapter.redact, step.parse, own_errors=step.own_errors)
+    except GenResultError as exc:
+        return exc
+
+
+def follow_ups(provider: str) -> list[tuple[Then, Sequence[Any]]]:
+    """The later requests of the provider's reads: what each documented lead-in hands on, and its seeds."""
+    adapter = adapter_for(provider)
+    found = []
+    for lead, seeds in kit(provider).follow_ups:
+        step = read_reply(adapter, Reply(200, as_bytes(lead)), adapter.redact)
+        assert isinstance(step, Then), (lead, step)
+        found.append((step, seeds))
+    return found
 
 
 @pytest.mark.parametrize("provider", PROVIDERS)
@@ -282,18 +200,36 @@ def test_any_body_under_any_status_is_a_state_or_the_documented_error(provider: 
     adapter = adapter_for(provider)
 
     @settings(max_examples=600, deadline=None, database=None, suppress_health_check=list(HealthCheck))
-    @given(body=bodies(provider), code=st.sampled_from(CODES), extra=headers)
+    @given(body=bodies(kit(provider).seeds), code=st.sampled_from(CODES), extra=headers)
     def run(body: bytes, code: int, extra: dict[str, str]) -> None:
         check_outcome(provider, read(adapter, Reply(code, body, extra)), code)
 
     run()
 
 
+@pytest.mark.parametrize("provider", [p for p in PROVIDERS if kit(p).follow_ups])
+def test_any_body_under_any_status_at_a_later_request_of_a_read_is_a_state_or_the_documented_error(
+    provider: str,
+) -> None:
+    adapter = adapter_for(provider)
+    for step, seeds in follow_ups(provider):
+
+        @settings(max_examples=300, deadline=None, database=None, suppress_health_check=list(HealthCheck))
+        @given(body=bodies(seeds), code=st.sampled_from(CODES), extra=headers)
+        def run(body: bytes, code: int, extra: dict[str, str], step: Then = step) -> None:
+            outcome = read_with(step, adapter, Reply(code, body, extra))
+            check_outcome(provider, outcome, code, model_answer=step.own_errors)
+
+        run()
+        readable = [read_with(step, adapter, Reply(200, as_bytes(seed))) for seed in seeds]
+        assert any(isinstance(outcome, JobState) for outcome in readable), readable
+
+
 @pytest.mark.parametrize("provider", PROVIDERS)
 def test_the_documented_payloads_still_read_as_states(provider: str) -> None:
     adapter = adapter_for(provider)
-    readable = [read(adapter, Reply(200, as_bytes(seed))) for seed in SEEDS[provider]]
-    assert any(isinstance(outcome, JobState) for outcome in readable), readable
+    readable = [read(adapter, Reply(200, as_bytes(seed))) for seed in kit(provider).seeds]
+    assert any(isinstance(outcome, JobState | Then) for outcome in readable), readable
 
 
 @pytest.mark.parametrize("provider", PROVIDERS)
@@ -332,7 +268,7 @@ _DROP = object()
 @pytest.mark.parametrize("provider", PROVIDERS)
 def test_every_field_of_every_documented_payload_may_be_missing_or_hostile(provider: str) -> None:
     adapter = adapter_for(provider)
-    for seed in SEEDS[provider]:
+    for seed in kit(provider).seeds:
         for doc in variants(seed):
             for code in (200, 202, 400):
                 check_outcome(provider, read(adapter, Reply(code, as_bytes(doc))), code)

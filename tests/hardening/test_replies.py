@@ -22,21 +22,19 @@ import httpx
 import pytest
 from mcp import Client
 
+from sandbox import EMULATORS
 from server.app import build_server
 from server.settings import Settings
+from tests.providers.kit import kit
 from tools.clock import VirtualClock
+from tools.providers import ADAPTERS
 from tools.providers.base import Reply
 from tools.redact import REDACTED, Redactor
 from tools.wire import MAX_BODY_BYTES
 
 KEY = "sk-live-Q7x9Zr2LmT4p"
-ENV = {
-    "FLEXSTACK_API_KEY": KEY,
-    "MODELSLAB_API_KEY": KEY,
-    "TENSORPIX_API_KEY": KEY,
-    "SKILLSVIDEO_API_KEY": KEY,
-}
-TENSORPIX_ID = "3c90c3cc-0d44-4b50-8888-8dd25736052a"
+# Every provider configured with the same key, so any of them may echo it.
+ENV = {name: KEY for cls in EMULATORS.values() for name in cls().credentials()}
 Handler = Callable[[httpx.Request], httpx.Response]
 
 
@@ -54,54 +52,16 @@ def answer(body: Any, status: int = 200, headers: list[tuple[str, str]] | None =
     return lambda request: httpx.Response(status, content=content, headers=headers or [])
 
 
-FINISHED_WITH_THE_KEY_EVERYWHERE: dict[str, tuple[str, Any]] = {
-    "flexstack": (
-        "job-1",
-        {
-            "data": {
-                "is_success": True,
-                "data": {
-                    "task_id": "job-1",
-                    "percent": 100,
-                    "status": "COMPLETED",
-                    "url_download": f"https://media.joinparrot.ai/videos/x.mp4?token={KEY}",
-                },
-            },
-            "errors": [],
-            "error_description": "",
-            "status": "success",
-        },
-    ),
-    "modelslab": ("147", {"status": "success", "id": 147, "output": [f"https://cdn.example.com/{KEY}/x.mp4"]}),
-    "tensorpix": (
-        TENSORPIX_ID,
-        {
-            "id": TENSORPIX_ID,
-            "status": "COMPLETED",
-            "cost": "2.00",
-            "generated_video": {
-                "file": f"https://bucket.example.com/x.mp4?api_key={KEY}",
-                "thumbnail": f"https://bucket.example.com/x.jpg?api_key={KEY}",
-            },
-            "progress": 100,
-        },
-    ),
-    "skillsvideo": (
-        "gen_1",
-        {
-            "id": "gen_1",
-            "status": "COMPLETED",
-            "data": {"type": "video", "videos": [{"url": f"https://cdn.example.com/x.mp4#{KEY}"}]},
-            "usage": {"total": 1, "subscription": 1, "permanent": 0},
-        },
-    ),
-}
+def in_turn(bodies: list[Any]) -> Handler:
+    """The bodies, one per request, in order: the replies of one read of several requests."""
+    replies = iter(bodies)
+    return lambda request: httpx.Response(200, content=json.dumps(next(replies)).encode())
 
 
-@pytest.mark.parametrize("provider", sorted(FINISHED_WITH_THE_KEY_EVERYWHERE))
+@pytest.mark.parametrize("provider", sorted(ADAPTERS))
 async def test_a_key_echoed_in_a_finished_jobs_urls_never_reaches_the_result(provider: str) -> None:
-    task_id, body = FINISHED_WITH_THE_KEY_EVERYWHERE[provider]
-    async with client_for(answer(body), VirtualClock()) as client:
+    task_id, bodies = kit(provider).finished_with_key(KEY)
+    async with client_for(in_turn(bodies), VirtualClock()) as client:
         result = await client.call_tool("get_generation_result", {"provider": provider, "task_id": task_id})
     text = result.content[0].text  # type: ignore[union-attr]
     assert result.structured_content is not None and result.structured_content["status"] == "succeeded", text

@@ -10,12 +10,8 @@ taken from DESIGN.md and PROVIDERS.md, not from the adapters.
 
 from __future__ import annotations
 
-import re
 import string
-import uuid
-from collections.abc import Callable
 from typing import Any
-from urllib.parse import quote
 
 import anyio
 import httpx
@@ -24,8 +20,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from mcp import Client
 
+from sandbox import EMULATORS
 from server.app import build_server
 from server.settings import Settings
+from tests.providers.kit import kit
 from tools.clock import VirtualClock
 from tools.errors import GenResultError, InvalidTaskId
 from tools.providers import ADAPTERS, adapters_from_env
@@ -33,24 +31,6 @@ from tools.redact import Redactor
 from tools.service import GenerationService
 
 PROVIDERS = sorted(ADAPTERS)
-INT64_MAX = 2**63 - 1
-SAFE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._~:-]{0,255}")
-UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
-
-
-def _modelslab_id(task_id: str) -> bool:
-    return re.fullmatch(r"[0-9]{1,19}", task_id) is not None and int(task_id) <= INT64_MAX
-
-
-# What the provider can have issued, and how it must travel (DESIGN.md §2 and §1 table, PROVIDERS.md).
-DOCUMENTED: dict[str, tuple[Callable[[str], bool], Callable[[str], str], tuple[str, ...]]] = {
-    "flexstack": (lambda i: SAFE.fullmatch(i) is not None, str, ("/ai/video_generation/{}",)),
-    "modelslab": (_modelslab_id, str, ("/v6/video/fetch/{}", "/v1/enterprise/video/fetch/{}")),
-    "tensorpix": (lambda i: UUID.fullmatch(i) is not None, str.lower, ("/video-gen/jobs/{}/",)),
-    "skillsvideo": (lambda i: SAFE.fullmatch(i) is not None, str, ("/generation/{}",)),
-}
-# Requests a provider's own auth makes on the side, never carrying the id.
-AUTH_PATHS: dict[str, set[str]] = {"flexstack": {"/user/login", "/user/refresh_token"}}
 
 BASE_PATH = "/some/base"
 IDS_PER_PROVIDER = 10_000
@@ -59,9 +39,9 @@ BATCH = 100
 
 def provider_env() -> dict[str, str]:
     env: dict[str, str] = {}
-    for provider, cls in ADAPTERS.items():
-        env[f"{provider.upper()}_API_KEY"] = f"key-{provider}-0123456789"
-        env[cls.base_url_env] = f"https://{provider}.example.test{BASE_PATH}"
+    for provider, cls in EMULATORS.items():
+        env.update(dict.fromkeys(cls().credentials(), f"key-{provider}-0123456789"))
+        env[ADAPTERS[provider].base_url_env] = f"https://{provider}.example.test{BASE_PATH}"
     return env
 
 
@@ -79,16 +59,15 @@ class Recorder:
 
 def check_requests(provider: str, task_id: str, outcome: object, sent: list[httpx.Request]) -> None:
     """The property, for one id: the right outcome, and nothing sent off the documented paths."""
-    issued, travels_as, templates = DOCUMENTED[provider]
+    documented = kit(provider)
     assert not isinstance(outcome, Exception) or isinstance(outcome, GenResultError), repr(outcome)
-    if not issued(task_id):
+    if not documented.issued(task_id):
         assert isinstance(outcome, InvalidTaskId), (task_id, outcome)
         assert sent == [], (task_id, [str(r.url) for r in sent])
         return
     assert not isinstance(outcome, InvalidTaskId), (task_id, outcome)
-    segment = quote(travels_as(task_id), safe="")
-    result_paths = {BASE_PATH + template.format(segment) for template in templates}
-    side_paths = {BASE_PATH + path for path in AUTH_PATHS.get(provider, set())}
+    result_paths = {BASE_PATH + path for path in documented.paths(task_id)}
+    side_paths = {BASE_PATH + path for path in documented.side_paths}
     paths = []
     for request in sent:
         assert (request.url.scheme, request.url.host) == ("https", f"{provider}.example.test"), str(request.url)
@@ -145,22 +124,8 @@ DIGITS_LIKE = st.sampled_from(["0123456789", "\u0660\u0661\u0662\u0663", "\uff10
 
 def plausible(provider: str) -> st.SearchStrategy[str]:
     """Ids shaped like the provider's real ones, valid or just over the edge."""
-    if provider == "modelslab":
-        return st.one_of(
-            st.integers(0, 10**20).map(str),
-            st.just(str(INT64_MAX)),
-            st.just(str(INT64_MAX + 1)),
-            st.text(alphabet=st.sampled_from("0123456789"), min_size=1, max_size=25),
-        )
-    if provider == "tensorpix":
-        forms: list[Callable[[uuid.UUID], str]] = [
-            str,
-            lambda u: str(u).upper(),
-            lambda u: u.hex,
-            lambda u: "{" + str(u) + "}",
-            lambda u: u.urn,
-        ]
-        return st.builds(lambda u, f: f(u), st.uuids(), st.sampled_from(forms))
+    if (shaped := kit(provider).plausible) is not None:
+        return shaped
     safe = st.sampled_from(string.ascii_letters + string.digits + "._~:-")
     # Ids around the length limit, built by repetition: drawing 250 characters one by one is slow.
     long = st.builds(

@@ -16,6 +16,7 @@ from mcp.types import CallToolResult
 from sandbox import IN_PROCESS_ROOT, Fault, Sandbox, Timeline
 from sandbox.flexstack import FlexstackEmulator
 from tests.conftest import Connect
+from tests.providers.kit import Expected, ProviderKit, one_segment, safe_id
 from tools.clock import VirtualClock
 from tools.errors import (
     AuthenticationFailed,
@@ -726,3 +727,71 @@ async def test_no_token_password_or_key_appears_in_any_answer_or_log_line(
     assert len(emu.issued) >= 6
     assert "[redacted]" in texts[-1], "the emulator echoed the refused token; the answer must hide it"
     assert [s for s in secrets if s in everything] == []
+
+
+# The documented payloads of PROVIDERS.md: the shared fuzz suite grows near misses from them.
+FUZZ_SEEDS: list[Any] = [
+    {
+        "data": {
+            "is_success": True,
+            "data": {
+                "task_id": "9f1c2e7a",
+                "total_tasks": 1,
+                "percent": 100,
+                "status": "COMPLETED",
+                "url_download": "https://media.joinparrot.ai/videos/9f1c2e7a.mp4",
+            },
+        },
+        "errors": [],
+        "error_description": "",
+        "start_time": "2024-05-01 10:00:00",
+        "end_time": "2024-05-01 10:00:01",
+        "host_of_client_call_request": "203.0.113.5",
+        "total_time_by_second": 0.12,
+        "status": "success",
+    },
+    {
+        "data": {
+            "is_success": False,
+            "data": {"task_id": "9f1c2e7a", "total_tasks": 1, "percent": 0, "status": "FAILED", "url_download": ""},
+        },
+        "errors": ["task failed"],
+        "error_description": "task failed",
+        "status": "failed",
+    },
+    {"data": {"access_token": "at", "refresh_token": "rt"}, "errors": [], "status": "success"},
+]
+
+
+KIT = ProviderKit(
+    seeds=FUZZ_SEEDS,
+    issued=safe_id,
+    paths=one_segment("/ai/video_generation/{}"),
+    side_paths=frozenset({"/user/login", "/user/refresh_token"}),
+    # An error envelope with no task may be a passing fault (retryable), whatever the HTTP code.
+    body_decides=(range(200, 300), (ProviderUnavailable,)),
+    finished_with_key=lambda key: (
+        "job-1",
+        [
+            {
+                "data": {
+                    "is_success": True,
+                    "data": {
+                        "task_id": "job-1",
+                        "percent": 100,
+                        "status": "COMPLETED",
+                        "url_download": f"https://media.joinparrot.ai/videos/x.mp4?token={key}",
+                    },
+                },
+                "errors": [],
+                "error_description": "",
+                "status": "success",
+            }
+        ],
+    ),
+    fault_overrides={
+        # An error envelope with no task whose words do not say the task is unknown: it may clear, so a
+        # wait keeps trying.
+        "an error inside a 200": Expected("provider_unavailable", transient=True),
+    },
+)

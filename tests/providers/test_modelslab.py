@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 import anyio
 import httpx
 import pytest
+from hypothesis import strategies as st
 from mcp import Client
 from mcp.types import CallToolResult, TextContent
 
@@ -16,6 +18,7 @@ from sandbox.modelslab import ModelsLabEmulator
 from server.app import build_server
 from server.settings import Settings, SettingsError
 from tests.conftest import Connect
+from tests.providers.kit import Expected, ProviderKit, one_segment
 from tools.clock import VirtualClock
 from tools.errors import (
     AuthenticationFailed,
@@ -477,3 +480,51 @@ async def test_the_sandbox_invents_jobs_by_the_last_digits(clock: VirtualClock) 
         missing = await call(client, "get_generation_result", task_id="1404")
     assert (done.status, failed.status) == ("succeeded", "failed")
     assert error_code(missing) == "task_not_found"
+
+
+# The documented payloads of PROVIDERS.md: the shared fuzz suite grows near misses from them.
+FUZZ_SEEDS: list[Any] = [
+    {
+        "status": "success",
+        "id": 147,
+        "generationTime": 41.2,
+        "output": ["https://pub-3626.r2.dev/generations/2be1702e.gif"],
+        "proxy_links": ["https://cdn2.stablediffusionapi.com/generations/2be1702e.gif"],
+        "meta": {"width": 512, "height": 512, "num_frames": 25, "fps": 10},
+    },
+    {
+        "status": "processing",
+        "id": 148,
+        "eta": 45,
+        "message": "Request processing in background",
+        "tip": "Use fetch_result to check status",
+        "fetch_result": "https://modelslab.com/api/v6/video/fetch/148",
+        "future_links": ["https://pub-xxx.r2.dev/generations/abcd.mp4"],
+        "output": [],
+        "meta": {"prompt": "...", "num_frames": 25},
+    },
+    {"status": "error", "message": "Failed to generate video"},
+    {"status": "error", "messege": "Invalid API key"},
+    {"status": "error", "message": "Rate limit", "retry_after": 30},
+]
+
+
+KIT = ProviderKit(
+    seeds=FUZZ_SEEDS,
+    issued=lambda task_id: re.fullmatch(r"[0-9]{1,19}", task_id) is not None and int(task_id) <= 2**63 - 1,
+    paths=one_segment("/v6/video/fetch/{}", "/v1/enterprise/video/fetch/{}"),
+    plausible=st.one_of(
+        st.integers(0, 10**20).map(str),
+        st.just(str(2**63 - 1)),
+        st.just(str(2**63)),
+        st.text(alphabet=st.sampled_from("0123456789"), min_size=1, max_size=25),
+    ),
+    finished_with_key=lambda key: (
+        "147",
+        [{"status": "success", "id": 147, "output": [f"https://cdn.example.com/{key}/x.mp4"]}],
+    ),
+    fault_overrides={
+        # ModelsLab documents `{"status": "error", "message": ...}` as a failed job, whatever the HTTP code.
+        "an error inside a 200": Expected(None, "failed"),
+    },
+)

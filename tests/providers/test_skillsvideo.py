@@ -13,11 +13,13 @@ from mcp.types import CallToolResult
 from sandbox import Fault, Sandbox, Timeline
 from sandbox.skillsvideo import SkillsVideoEmulator
 from tests.conftest import Connect
+from tests.providers.kit import ProviderKit, one_segment, safe_id
 from tools.clock import VirtualClock
 from tools.errors import (
     AuthenticationFailed,
     GenResultError,
     ProviderProtocolError,
+    ProviderRejected,
     ProviderUnavailable,
     TaskNotFound,
 )
@@ -778,3 +780,45 @@ async def test_the_key_never_appears_in_any_output_even_when_the_provider_echoes
         everything = text_of(reply) + compact(reply.structured_content)
         assert key not in everything
         assert result.error is not None and result.error.message == "Upstream refused token [redacted]."
+
+
+# The documented payloads of PROVIDERS.md: the shared fuzz suite grows near misses from them.
+FUZZ_SEEDS: list[Any] = [
+    {
+        "id": "gen_123",
+        "status": "COMPLETED",
+        "input": {"prompt": "a cat", "n": 1},
+        "data": {
+            "type": "image",
+            "n": 1,
+            "images": [{"url": "https://cdn.example.com/cat.png", "content_type": "image/png", "width": 1024}],
+            "image": {"url": "https://cdn.example.com/cat.png", "content_type": "image/png", "width": 1024},
+        },
+        "usage": {"total": 20, "subscription": 20, "permanent": 0},
+    },
+    {"id": "gen_123", "status": "IN_QUEUE", "data": None, "usage": {"total": 20}},
+    {"id": "gen_123", "status": "FAILED", "data": None, "code": "VIDEO_GENERATION_FAILED", "message": "no"},
+    {"error": "INSUFFICIENT_CREDITS", "code": "VIDEO_GENERATION_INSUFFICIENT_CREDITS", "message": "credits"},
+]
+
+
+KIT = ProviderKit(
+    seeds=FUZZ_SEEDS,
+    reports_cost=True,
+    issued=safe_id,
+    paths=one_segment("/generation/{}"),
+    # The error `code` says a generation ended (a failed job) or what the trouble is, whatever the status.
+    body_decides=(range(400, 600), (ProviderRejected,)),
+    failed_by_code=True,
+    finished_with_key=lambda key: (
+        "gen_1",
+        [
+            {
+                "id": "gen_1",
+                "status": "COMPLETED",
+                "data": {"type": "video", "videos": [{"url": f"https://cdn.example.com/x.mp4#{key}"}]},
+                "usage": {"total": 1, "subscription": 1, "permanent": 0},
+            }
+        ],
+    ),
+)

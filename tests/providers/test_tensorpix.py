@@ -4,16 +4,21 @@ the in-memory MCP client against the emulator."""
 from __future__ import annotations
 
 import json
+import re
+import uuid
+from collections.abc import Callable
 from typing import Any
 
 import anyio
 import httpx
 import pytest
+from hypothesis import strategies as st
 from mcp.types import CallToolResult
 
 from sandbox import IN_PROCESS_ROOT, Fault, Sandbox, Timeline
 from sandbox.tensorpix import TensorPixEmulator
 from tests.conftest import Connect
+from tests.providers.kit import ProviderKit, one_segment
 from tools.clock import VirtualClock
 from tools.errors import AuthenticationFailed, InvalidTaskId, ProviderProtocolError, TaskNotFound
 from tools.providers.base import Reply
@@ -543,3 +548,67 @@ async def test_sandbox_ids_choose_their_outcome_and_only_uuids_exist(clock: Virt
     for missing in ("dead03cc" + JOB_ID[8:], "gen_123", "missing"):
         response = await raw_get(auto, f"/video-gen/jobs/{missing}/", tensorpix.api_key)
         assert (response.status_code, response.json()) == (404, {"detail": "Not found."})
+
+
+# The documented payloads of PROVIDERS.md: the shared fuzz suite grows near misses from them.
+FUZZ_SEEDS: list[Any] = [
+    {
+        "id": "3c90c3cc-0d44-4b50-8888-8dd25736052a",
+        "prompt": "a fox in snow",
+        "type": "t2v",
+        "status": "COMPLETED",
+        "cost": "12.00",
+        "model": "m",
+        "generated_video": {
+            "id": "7d1e0000-0000-0000-0000-000000000000",
+            "name": "fox.mp4",
+            "created_at": "2025-01-01T10:02:00Z",
+            "width": 1280,
+            "height": 720,
+            "n_frames": 121,
+            "framerate": 24.0,
+            "size": 5123456,
+            "file": "https://b.example/fox.mp4?X-Amz-Date=20250101T100000Z&X-Amz-Expires=3600",
+            "thumbnail": "https://b.example/fox.jpg",
+        },
+        "input_images": [],
+        "progress": 100,
+        "started_at": "2025-01-01T10:00:05Z",
+        "options": {},
+    },
+    {"id": "3c90c3cc", "status": "IN_QUEUE", "cost": "12.00", "generated_video": None, "progress": 0},
+    {"detail": "Not found."},
+]
+
+
+_UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
+_UUID_FORMS: list[Callable[[uuid.UUID], str]] = [
+    str,
+    lambda u: str(u).upper(),
+    lambda u: u.hex,
+    lambda u: "{" + str(u) + "}",
+    lambda u: u.urn,
+]
+
+KIT = ProviderKit(
+    seeds=FUZZ_SEEDS,
+    reports_cost=True,
+    issued=lambda task_id: _UUID.fullmatch(task_id) is not None,
+    paths=one_segment("/video-gen/jobs/{}/", travels_as=str.lower),
+    plausible=st.builds(lambda u, form: form(u), st.uuids(), st.sampled_from(_UUID_FORMS)),
+    finished_with_key=lambda key: (
+        JOB_ID,
+        [
+            {
+                "id": JOB_ID,
+                "status": "COMPLETED",
+                "cost": "2.00",
+                "generated_video": {
+                    "file": f"https://bucket.example.com/x.mp4?api_key={key}",
+                    "thumbnail": f"https://bucket.example.com/x.jpg?api_key={key}",
+                },
+                "progress": 100,
+            }
+        ],
+    ),
+)

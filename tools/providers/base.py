@@ -1,9 +1,12 @@
 """What every provider adapter is made of, and the parts they share.
 
 An adapter is small: settings read from the environment, task id validation, a request builder, and a
-pure parser from the provider's reply (status, headers, bytes) to a `JobState`. The common HTTP answers
-(429, 5xx, redirects) are read once, here, for all of them; sending the request and converting transport
-errors happen once in `tools.service`, and bounding the body in `tools.wire`.
+pure parser from the provider's reply (status, headers, bytes) to a `JobState`. Where one request cannot
+read the job (fal's result after its status, MiniMax's file after its query, Kling's second family), the
+parser answers `Then`: the next request and the parser of its reply, built from what this reply said.
+Every parser stays a pure function of one reply (plus what an earlier parser handed on). The common HTTP
+answers (429, 5xx, redirects) are read once, here, for all of them; sending each request of a read and
+converting transport errors happen once in `tools.service`, and bounding the body in `tools.wire`.
 """
 
 from __future__ import annotations
@@ -12,7 +15,7 @@ import json
 import math
 import re
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from email.utils import format_datetime, parsedate_to_datetime
@@ -109,6 +112,23 @@ def describe_body(body: bytes) -> str:
     return f"{len(body)} bytes"
 
 
+RequestBuilder = Callable[[httpx.AsyncClient], httpx.Request]
+
+
+@dataclass(frozen=True)
+class Then:
+    """The read of a job goes on: `build` makes the next request, `parse` reads its reply.
+
+    `parse` has the same contract as `Adapter.parse`: pure, a `JobState`, another `Then`, or a
+    `GenResultError`. With `own_errors` the parser reads every HTTP code itself (fal's result call answers
+    with the model's own status code); otherwise 429, 5xx and redirects are read for it, as for the first.
+    """
+
+    build: RequestBuilder
+    parse: Callable[[Reply], JobState | Then]
+    own_errors: bool = False
+
+
 M = TypeVar("M", bound=BaseModel)
 
 
@@ -181,6 +201,10 @@ class Adapter(ABC):
     """How to configure it, e.g. "set TENSORPIX_API_KEY"."""
     account_page: ClassVar[str] = ""
     """Where a user sees the account's credits and plan, for the account-refused message."""
+    example_task_id: ClassVar[str]
+    """An id of the provider's own form, for descriptions, the demo and tests."""
+    credential_envs: ClassVar[tuple[str, ...]]
+    """The environment variables that hold its credentials, for configuration files and manifests."""
 
     def __init__(self, base_url: str, redactor: Redactor) -> None:
         self.base_url = base_url.rstrip("/")
@@ -197,11 +221,12 @@ class Adapter(ABC):
 
     @abstractmethod
     def build_request(self, client: httpx.AsyncClient, task_id: str) -> httpx.Request:
-        """The one request that reads the job. `task_id` is already validated."""
+        """The first request that reads the job. `task_id` is already validated."""
 
     @abstractmethod
-    def parse(self, reply: Reply) -> JobState:
-        """Pure: the provider's reply to the normalized state, or a `GenResultError`."""
+    def parse(self, reply: Reply) -> JobState | Then:
+        """Pure: the provider's reply to the normalized state, the next request of the read (`Then`), or a
+        `GenResultError`."""
 
     def auth(self) -> httpx.Auth | None:
         """An httpx auth flow for providers whose credentials need requests of their own (login, refresh)."""

@@ -129,6 +129,8 @@ class Flexstack(Adapter):
     default_base_url = "https://api.flexstack.ai/v1"
     base_url_env = "FLEXSTACK_BASE_URL"
     credential_hint = "set FLEXSTACK_API_KEY (or FLEXSTACK_USERNAME and FLEXSTACK_PASSWORD)"
+    credential_envs = ("FLEXSTACK_API_KEY", "FLEXSTACK_USERNAME", "FLEXSTACK_PASSWORD")
+    example_task_id = "demo-video-7f3a"
 
     def __init__(
         self, base_url: str, redactor: Redactor, api_key: str | None, login: tuple[str, str] | None = None

@@ -154,6 +154,8 @@ class ModelsLab(KeyedAdapter):
     base_url_env = "MODELSLAB_BASE_URL"
     api_key_env = "MODELSLAB_API_KEY"
     credential_hint = "set MODELSLAB_API_KEY"
+    credential_envs = ("MODELSLAB_API_KEY",)
+    example_task_id = "148"
     account_page = "modelslab.com dashboard"
 
     def __init__(self, base_url: str, redactor: Redactor, api_key: str | None, endpoint: str = "v6") -> None:

@@ -137,6 +137,8 @@ class SkillsVideo(KeyedAdapter):
     base_url_env = "SKILLSVIDEO_BASE_URL"
     api_key_env = "SKILLSVIDEO_API_KEY"
     credential_hint = "set SKILLSVIDEO_API_KEY"
+    credential_envs = ("SKILLSVIDEO_API_KEY",)
+    example_task_id = "gen_demo123"
     account_page = "skills.video dashboard, Billing/Credits"
 
     def build_request(self, client: httpx.AsyncClient, task_id: str) -> httpx.Request:

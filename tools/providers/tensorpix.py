@@ -90,6 +90,8 @@ class TensorPix(KeyedAdapter):
     base_url_env = "TENSORPIX_BASE_URL"
     api_key_env = "TENSORPIX_API_KEY"
     credential_hint = "set TENSORPIX_API_KEY"
+    credential_envs = ("TENSORPIX_API_KEY",)
+    example_task_id = "3c90c3cc-0d44-4b50-8888-8dd25736052a"
     account_page = "app.tensorpix.ai/billing"
 
     def validate_task_id(self, task_id: str) -> str:
