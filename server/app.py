@@ -15,7 +15,7 @@ from mcp.server.mcpserver import MCPServer
 from server import __version__
 from server.settings import Settings
 from tools.clock import Clock
-from tools.mcp_tools import register_tools
+from tools.mcp_tools import GenResultServer, register_tools
 from tools.polling import PollPolicy
 from tools.providers import ADAPTERS, adapters_from_env
 from tools.redact import RedactingFilter, Redactor
@@ -24,8 +24,8 @@ from tools.service import GenerationService
 INSTRUCTIONS = (
     "Checks on and collects the results of asynchronous AI generation jobs (video, image, audio) at "
     f"{', '.join(ADAPTERS)}. Use get_generation_result for one look and "
-    "wait_for_generation to wait up to timeout_s (default 50 s); a timed-out wait is not an error: call it "
-    "again with the same task_id."
+    "wait_for_generation to wait up to timeout_s (keep it under your own tool-call time limit); a timed-out "
+    "wait is not an error: call it again with the same task_id."
 )
 
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
@@ -91,14 +91,14 @@ def build_server(
         async with open_service(settings, redactor, transport=transport, clock=clock, policy=policy) as service:
             yield service
 
-    mcp = MCPServer(
+    mcp = GenResultServer(
         "genresult-mcp",
         version=__version__,
         instructions=INSTRUCTIONS,
         lifespan=lifespan,
         log_level=cast(LogLevel, settings.log_level),
     )
-    register_tools(mcp)
+    register_tools(mcp, default_wait_s=settings.default_wait_s)
     return mcp
 
 

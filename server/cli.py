@@ -75,7 +75,13 @@ def _parser() -> argparse.ArgumentParser:
     wait = commands.add_parser("wait", parents=[sandbox_flag], help="wait for a job; JSON on stdout")
     wait.add_argument("provider")
     wait.add_argument("task_id")
-    wait.add_argument("--timeout", type=float, default=50.0, metavar="S", help="longest wait in seconds")
+    wait.add_argument(
+        "--timeout",
+        type=float,
+        default=None,
+        metavar="S",
+        help="longest wait in seconds (default GENRESULT_DEFAULT_WAIT_S, 50)",
+    )
     wait.add_argument("--interval", type=float, default=None, metavar="S", help="fixed seconds between checks")
 
     sandbox = commands.add_parser("sandbox", help="run the provider emulators on loopback")
@@ -173,7 +179,13 @@ async def _check(args: argparse.Namespace, settings: Settings, redactor: Redacto
             if args.command == "get":
                 result = await service.check(args.provider, args.task_id)
             else:
-                result = await service.wait(args.provider, args.task_id, args.timeout, args.interval, report)
+                result = await service.wait(
+                    args.provider,
+                    args.task_id,
+                    settings.default_wait_s if args.timeout is None else args.timeout,
+                    args.interval,
+                    report,
+                )
         except GenResultError as exc:
             sys.stderr.write(f"genresult-mcp: {redactor(str(exc))}\n")
             return EXIT_ERROR

@@ -11,7 +11,7 @@ from urllib.parse import urlsplit
 from tools.polling import PollPolicy
 from tools.providers import adapters_from_env
 from tools.redact import Redactor
-from tools.service import DEFAULT_MAX_WAIT_S, DEFAULT_REQUEST_TIMEOUT_S
+from tools.service import DEFAULT_MAX_WAIT_S, DEFAULT_REQUEST_TIMEOUT_S, DEFAULT_WAIT_S
 
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
@@ -25,6 +25,8 @@ class Settings:
     provider_env: Mapping[str, str] = field(default_factory=dict)
     """The provider variables (keys, base URLs); each adapter reads its own."""
     max_wait_s: float = DEFAULT_MAX_WAIT_S
+    default_wait_s: float = DEFAULT_WAIT_S
+    """`timeout_s` of a wait whose caller gives none: lower it for clients whose tool calls time out sooner."""
     http_token: str | None = None
     request_timeout_s: float = DEFAULT_REQUEST_TIMEOUT_S
     log_level: str = "WARNING"
@@ -47,9 +49,17 @@ class Settings:
                 f"GENRESULT_POLL_FLOOR_S ({floor:g}) is above GENRESULT_POLL_CAP_S ({cap:g}): the floor must not "
                 "exceed the cap."
             )
+        max_wait_s = _positive(env, "GENRESULT_MAX_WAIT_S", DEFAULT_MAX_WAIT_S)
+        default_wait_s = _positive(env, "GENRESULT_DEFAULT_WAIT_S", DEFAULT_WAIT_S)
+        if default_wait_s > max_wait_s:
+            raise SettingsError(
+                f"GENRESULT_DEFAULT_WAIT_S ({default_wait_s:g}) is above GENRESULT_MAX_WAIT_S ({max_wait_s:g}): the "
+                "default wait must fit under the cap."
+            )
         return cls(
             provider_env=env,
-            max_wait_s=_positive(env, "GENRESULT_MAX_WAIT_S", DEFAULT_MAX_WAIT_S),
+            max_wait_s=max_wait_s,
+            default_wait_s=default_wait_s,
             http_token=env.get("GENRESULT_HTTP_TOKEN", "").strip() or None,
             request_timeout_s=_positive(env, "GENRESULT_REQUEST_TIMEOUT_S", DEFAULT_REQUEST_TIMEOUT_S),
             log_level=_log_level(env),

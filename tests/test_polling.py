@@ -409,7 +409,7 @@ async def test_a_fixed_interval_is_kept_from_check_to_check_however_long_the_rep
     )
     # At 25 s a check and its 2 s report leave no room for another 5 s later: the last lands at 30 - 1 - 2.
     assert [at for at, _ in log] == [0, 5, 10, 15, 20, 25, 27]
-    assert clock.monotonic() == 29
+    assert clock.monotonic() == 30  # the wait answers at its deadline
 
 
 async def test_a_report_that_eats_the_time_for_the_next_check_ends_the_wait_without_another_and_fills_the_bar() -> None:
@@ -426,7 +426,8 @@ async def test_a_report_that_eats_the_time_for_the_next_check_ends_the_wait_with
         scripted(clock, lambda now: state("queued"), log), clock=clock, policy=STEADY, timeout_s=20, report=report
     )
     assert [at for at, _ in log] == [0, STEADY.first_delay_s]
-    assert outcome.timed_out and outcome.polls == 2 and clock.monotonic() == STEADY.first_delay_s + 15
+    # No check after the slow report, and no answer before the deadline either.
+    assert outcome.timed_out and outcome.polls == 2 and clock.monotonic() == 20 == outcome.elapsed_s
     # The stalled report promised a check that never came: a last one says so, and fills the bar.
     assert heard[1] == (STEADY.first_delay_s, "queued; next check in 3s; waited 2s of 20s")
     assert heard[-1] == (20, "queued; no time left for another check; waited 17s of 20s")
@@ -528,7 +529,7 @@ async def test_a_slope_spans_the_two_waits_so_the_resumed_one_aims_at_the_finish
     await wait_until_done(read, clock=clock, policy=STEADY, timeout_s=3, memory=memory, key="job")
     clock.advance(90)
     await wait_until_done(read, clock=clock, policy=STEADY, timeout_s=50, memory=memory, key="job")
-    assert [at for at, _ in log][-2:] == pytest.approx([92, 100 + STEADY.aim_after_s])
+    assert [at for at, _ in log][-2:] == pytest.approx([93, 100 + STEADY.aim_after_s])
 
 
 def test_memory_forgets_finished_jobs_old_news_and_the_least_recently_used() -> None:

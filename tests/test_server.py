@@ -67,7 +67,7 @@ async def error_text(connect: Connect, tool: str, arguments: dict[str, Any], **s
 
 
 async def test_an_unknown_provider_lists_the_known_ids(connect: Connect) -> None:
-    text = await error_text(connect, "get_generation_result", {"provider": "runway", "task_id": "x1"})
+    text = await error_text(connect, "get_generation_result", {"provider": "no-such-provider", "task_id": "x1"})
     assert "unknown_provider" in text
     assert all(provider_id in text for provider_id in ADAPTERS)
 

@@ -137,7 +137,8 @@ async def test_a_fixed_interval_paces_every_check_and_the_last_one_lands_before_
     async with connected(sandbox, clock) as client:
         result = result_of(await wait_for(client, "gen_long", timeout_s=50, poll_interval_s=7))
     assert request_times(sandbox) == [0, 7, 14, 21, 28, 35, 42, 49]
-    assert result.timed_out and result.polls == 8 and result.elapsed_s == 49
+    # The last check at 49 s, then the wait keeps its time: it answers at its deadline.
+    assert result.timed_out and result.polls == 8 and result.elapsed_s == 50
 
 
 async def test_a_fixed_interval_below_the_floor_is_raised_to_it_and_says_so(
@@ -151,6 +152,19 @@ async def test_a_fixed_interval_below_the_floor_is_raised_to_it_and_says_so(
 
 
 # ---- the deadline ----
+
+
+@pytest.mark.parametrize("timeout_s", [0.5, 1.5, 2])
+async def test_a_wait_shorter_than_a_second_check_still_answers_no_sooner_than_its_deadline(
+    sandbox: Sandbox, clock: VirtualClock, timeout_s: float
+) -> None:
+    # An agent that loops on a short wait must not be told "time's up" at once, or it calls again at once.
+    sandbox["skillsvideo"].add_job("gen_long", Timeline(queued_s=1000))
+    async with connected(sandbox, clock) as client:
+        result = result_of(await wait_for(client, "gen_long", timeout_s=timeout_s))
+    assert (result.done, result.timed_out, result.elapsed_s) == (False, True, timeout_s)
+    assert clock.monotonic() == timeout_s
+    assert request_times(sandbox)[0] == 0
 
 
 @pytest.mark.parametrize("timeout_s", [0.5, 3, 10, 50, 333.3])

@@ -1,25 +1,44 @@
-"""The two MCP tools. Each validates, calls the service, and returns the result model; nothing more.
+"""The MCP tools. Each validates, calls the service, and returns the result model; nothing more.
 
 The result goes out twice, as the SDK's structured content (checked against the declared output schema)
-and as one line of compact JSON text for clients that show only text. Errors become `isError` results
-whose text starts with the stable code.
+and as one line of compact JSON text for clients that show only text. Errors are `isError` results made
+here, not by the SDK: the text starts with the stable code (`unknown_provider: ...`), and the code and
+message also travel as data in the result's `_meta` (`ERROR_META`). `_meta` rather than structured content:
+a tool that declares an output schema has its structured content checked against it by strict clients (the
+TypeScript SDK does), and an error is no `GenerationResult`.
 """
 
-from __future__ import annotations
-
-from typing import Annotated, Any
+# No `from __future__ import annotations`: the SDK reads the tools' signatures, and the wait's timeout
+# description is made from the server's settings, which only an annotation evaluated here can see.
+import inspect
+from collections.abc import Callable
+from typing import Annotated, Any, TypeVar
 
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
 from mcp.types import CallToolResult, TextContent, ToolAnnotations
-from pydantic import Field
+from pydantic import BeforeValidator, Field, ValidationError
+from pydantic_core import ErrorDetails
 
-from tools.errors import GenResultError
+from tools.errors import GenResultError, InvalidArgument
 from tools.providers import ADAPTERS
 from tools.result import GenerationResult
-from tools.service import DEFAULT_WAIT_S, GenerationService
+from tools.service import GenerationService
 
 READ_ONLY = ToolAnnotations(read_only_hint=True, idempotent_hint=True, open_world_hint=True)
+
+# Where an error result carries its code and message as data.
+ERROR_META = "genresult-mcp/error"
+
+
+def _no_booleans(value: object) -> object:
+    # JSON `true` is no number of seconds, though Python would take it for 1.
+    if isinstance(value, bool):
+        raise ValueError("a boolean is not a number of seconds")
+    return value
+
+
+Seconds = Annotated[float, BeforeValidator(_no_booleans)]
 
 # No length limit here: an over-long id gets the service's own unknown_provider answer, which lists the
 # known ids, rather than the SDK's validation text.
@@ -29,6 +48,52 @@ TaskIdArg = Annotated[
     # Some providers' ids are integers, and agents copy them as JSON numbers: accept those as the id they spell.
     Field(description="The task/job/generation id the provider returned at creation.", coerce_numbers_to_str=True),
 ]
+
+
+class GenResultServer(MCPServer[GenerationService]):
+    """`MCPServer` whose refusals of unreadable arguments are our own `invalid_argument` errors.
+
+    The SDK checks arguments against the input schema before a tool runs and answers a mismatch with
+    pydantic's own text behind its prefix; agents and scripts branch on our codes, so it is said in ours.
+    """
+
+    async def call_tool(
+        self, name: str, arguments: dict[str, Any], context: Context[GenerationService, Any] | None = None
+    ) -> Any:
+        try:
+            return await super().call_tool(name, arguments, context)
+        except ToolError as exc:
+            if not isinstance(exc.__cause__, ValidationError):
+                raise
+            return error_result(InvalidArgument(_explain(exc.__cause__.errors())))
+
+
+def _explain(errors: list[ErrorDetails]) -> str:
+    """What was wrong with the arguments, in our words; never the values (they may be a pasted secret)."""
+    problems: list[str] = []
+    for error in errors[:5]:
+        field = ".".join(str(part) for part in error["loc"]) or "the arguments"
+        kind = error["type"]
+        if kind == "missing":
+            problems.append(f"{field} is required")
+        elif kind.startswith(("float", "int")) or kind == "value_error":
+            problems.append(f"{field} must be a number (or null for its default)")
+        elif kind.startswith("string"):
+            problems.append(f"{field} must be a string")
+        else:
+            problems.append(f"{field} has a value of the wrong type")
+    return "; ".join(dict.fromkeys(problems)) + ". Fix the arguments as the tool's input schema says, then call again."
+
+
+def error_result(exc: GenResultError, redact: Callable[[str], str] = str) -> CallToolResult:
+    # Messages are built from redacted parts already (what the caller sent is redacted before it is cut to
+    # be quoted back); this last pass keeps any whole secret out of what an adapter may have missed.
+    message = redact(exc.message)
+    return CallToolResult(
+        content=[TextContent(type="text", text=f"{exc.code}: {message}")],
+        is_error=True,
+        _meta={ERROR_META: {"code": exc.code, "message": message}},
+    )
 
 
 def _answer(result: GenerationResult) -> CallToolResult:
@@ -42,14 +107,18 @@ def _service(ctx: Context[GenerationService, Any]) -> GenerationService:
     return ctx.request_context.lifespan_context
 
 
-def _tool_error(service: GenerationService, exc: GenResultError) -> ToolError:
-    # Messages are built from redacted parts already (what the caller sent is redacted before it is cut to
-    # be quoted back); this last pass keeps any whole secret out of what an adapter may have missed.
-    return ToolError(service.redact(str(exc)))
+F = TypeVar("F", bound=Callable[..., Any])
 
 
-def register_tools(mcp: MCPServer[GenerationService]) -> None:
+def _described(fn: F) -> F:
+    """The docstring as the model reads it: without the source's indentation, which clients pass on as is."""
+    fn.__doc__ = inspect.cleandoc(fn.__doc__ or "")
+    return fn
+
+
+def register_tools(mcp: MCPServer[GenerationService], *, default_wait_s: float) -> None:
     @mcp.tool(annotations=READ_ONLY, title="Get generation result")
+    @_described
     async def get_generation_result(
         provider: ProviderArg, task_id: TaskIdArg, ctx: Context[GenerationService, Any]
     ) -> Annotated[CallToolResult, GenerationResult]:
@@ -63,22 +132,24 @@ def register_tools(mcp: MCPServer[GenerationService]) -> None:
         try:
             return _answer(await service.check(provider, task_id))
         except GenResultError as exc:
-            raise _tool_error(service, exc) from None
+            return error_result(exc, service.redact)
 
     @mcp.tool(annotations=READ_ONLY, title="Wait for generation")
+    @_described
     async def wait_for_generation(
         provider: ProviderArg,
         task_id: TaskIdArg,
         ctx: Context[GenerationService, Any],
         timeout_s: Annotated[
-            float,
+            Seconds | None,
             Field(
-                description="Longest wait in seconds. The default 50 fits clients that stop a tool call at "
-                "60 s; the server caps it at GENRESULT_MAX_WAIT_S (default 1800)."
+                description=f"Longest wait in seconds (null: {default_wait_s:g}). Keep it under your client's own "
+                "tool-call time limit (60 s in many clients, 5 s in some); the server caps it at "
+                "GENRESULT_MAX_WAIT_S."
             ),
-        ] = DEFAULT_WAIT_S,
+        ] = default_wait_s,
         poll_interval_s: Annotated[
-            float | None,
+            Seconds | None,
             Field(description="Fixed seconds between checks; leave null and the server paces itself."),
         ] = None,
     ) -> Annotated[CallToolResult, GenerationResult]:
@@ -94,6 +165,7 @@ def register_tools(mcp: MCPServer[GenerationService]) -> None:
 
         service = _service(ctx)
         try:
-            return _answer(await service.wait(provider, task_id, timeout_s, poll_interval_s, report))
+            wait_s = default_wait_s if timeout_s is None else timeout_s
+            return _answer(await service.wait(provider, task_id, wait_s, poll_interval_s, report))
         except GenResultError as exc:
-            raise _tool_error(service, exc) from None
+            return error_result(exc, service.redact)

@@ -407,7 +407,13 @@ async def _poll(
             break
         if (pause := min(checked + delay, latest) - now) > 0:
             await clock.sleep(pause)
-    since_check = clock.monotonic() - start - view.elapsed
+    if not done and not turned_away and (left := deadline - clock.monotonic()) > 0:
+        # No further check fits, yet answering now would have an agent that loops on the wait call again at
+        # once (a 2 s wait would act as a get): the wait takes the time it was given. A provider that asked us
+        # to stay away (Retry-After past the deadline) is answered at once, with when to call again.
+        await clock.sleep(left)
+    waited = clock.monotonic() - start
+    since_check = waited - view.elapsed
     if checked_at is None:
         assert error is not None
         raise _no_answer(error, view, polls, timeout_s, since_check, turned_away)
@@ -424,7 +430,7 @@ async def _poll(
             f"The provider's last answer asked for {view.retry_after:.0f}s before the next check (Retry-After), "
             "and no time was left for another check: this is the state read before it."
         )
-    return WaitOutcome(view.samples[-1].state, checked_at, view.elapsed, polls, timed_out=not done, note=note)
+    return WaitOutcome(view.samples[-1].state, checked_at, waited, polls, timed_out=not done, note=note)
 
 
 def _no_answer(

@@ -189,7 +189,7 @@ class GenerationService:
         if not math.isfinite(timeout_s) or timeout_s <= 0:
             raise InvalidArgument(
                 f"timeout_s must be a positive number of seconds (at most {self.max_wait_s:g}); "
-                "50 fits clients that stop a tool call at 60 s."
+                "keep it under the client's own tool-call time limit, or pass null for the server's default."
             )
         if timeout_s > self.max_wait_s:
             return self.max_wait_s, (

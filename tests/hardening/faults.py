@@ -177,12 +177,10 @@ def text_of(reply: CallToolResult) -> str:
 
 
 def error_code(reply: CallToolResult) -> str | None:
-    """The stable code a tool error starts with (after the SDK's prefix), or None for a result."""
+    """The stable code a tool error starts with, or None for a result."""
     if not reply.is_error:
         return None
-    text = text_of(reply).removeprefix("Error executing tool get_generation_result: ")
-    text = text.removeprefix("Error executing tool wait_for_generation: ")
-    return text.split(":", 1)[0]
+    return text_of(reply).split(":", 1)[0]
 
 
 def result_of(reply: CallToolResult) -> GenerationResult:

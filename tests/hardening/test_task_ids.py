@@ -234,7 +234,7 @@ def test_ids_through_the_mcp_client_are_refused_or_sent_as_one_segment(provider:
                     reply = await client.call_tool("get_generation_result", {"provider": provider, "task_id": task_id})
                     text = reply.content[0].text if reply.content and reply.content[0].type == "text" else ""
                     assert reply.is_error, text
-                    code = text.removeprefix("Error executing tool get_generation_result: ").split(":")[0]
+                    code = text.split(":")[0]
                     outcome: Any = InvalidTaskId(text) if code == "invalid_task_id" else GenResultError(text)
                     check_requests(provider, task_id, outcome, list(recorder.requests))
 

@@ -488,10 +488,10 @@ def test_a_copy_of_each_tool_error_is_the_same_error() -> None:
 
 
 def error_code(reply: CallToolResult) -> str | None:
-    """The stable code a tool error starts with, after the SDK's prefix; None for a result."""
+    """The stable code a tool error starts with; None for a result."""
     if not reply.is_error:
         return None
-    return text_of(reply).removeprefix("Error executing tool get_generation_result: ").split(":", 1)[0]
+    return text_of(reply).split(":", 1)[0]
 
 
 async def concurrent_checks(client: Client, ids: list[str]) -> list[CallToolResult]:

@@ -323,7 +323,7 @@ def answer(result: CallToolResult) -> GenerationResult:
 
 def error_code(result: CallToolResult) -> str:
     assert result.is_error
-    return text(result).split(": ", 1)[1].split(":", 1)[0]
+    return text(result).split(":", 1)[0]
 
 
 async def test_a_processing_job_is_fetched_by_post_with_the_key_in_the_json_body(
