@@ -28,10 +28,12 @@ IN_PROCESS_ROOT = "http://sandbox.genresult.invalid"
 
 
 class Sandbox:
-    def __init__(self, clock: Clock | None = None, *, auto_create: bool = True) -> None:
+    def __init__(self, clock: Clock | None = None, *, auto_create: bool = True, pace: float = 1.0) -> None:
         self.emulators: dict[str, Emulator] = {
             provider_id: cls(clock, auto_create=auto_create) for provider_id, cls in EMULATORS.items()
         }
+        for emulator in self.emulators.values():
+            emulator.pace = pace
         self.app = Starlette(routes=[Mount(f"/{pid}", app=emu.app) for pid, emu in self.emulators.items()])
 
     def __getitem__(self, provider_id: str) -> Emulator:

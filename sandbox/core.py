@@ -295,6 +295,9 @@ class Emulator(ABC):
     sandbox_key: ClassVar[str]
     outcomes: ClassVar[tuple[Outcome, ...]] = ("succeeded", "failed", "canceled")
     """The ends a job can come to in this provider's words (not every API can say "canceled")."""
+    pace: float = 1.0
+    """How fast the jobs the sandbox invents live: 1 is 2 s queued and 6 s running; 0.25 is a quarter of
+    that (`GENRESULT_SANDBOX_PACE`, so real-process tests and demos need not wait out real 8 s jobs)."""
 
     def __init__(self, clock: Clock | None = None, *, auto_create: bool = True) -> None:
         self.clock = clock or SystemClock()
@@ -318,7 +321,8 @@ class Emulator(ABC):
         """The job, or in sandbox use a new plausible one for an id never seen (see `outcome_for`)."""
         job = self.jobs.get(task_id)
         if job is None and self.auto_create and self.accepts_new_id(task_id):
-            job = self.add_job(task_id, Timeline(outcome=self.outcome_for(task_id)))
+            timeline = Timeline(queued_s=2.0 * self.pace, running_s=6.0 * self.pace, outcome=self.outcome_for(task_id))
+            job = self.add_job(task_id, timeline)
         return job
 
     def accepts_new_id(self, task_id: str) -> bool:

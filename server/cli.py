@@ -109,7 +109,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if command in ("get", "wait"):
             return anyio.run(_check, args, settings, redactor)
         if command == "sandbox":
-            return _run_sandbox(args.host, args.port)
+            return _run_sandbox(args.host, args.port, settings.sandbox_pace)
         if command == "demo":
             from server.demo import run_demo
 
@@ -126,7 +126,7 @@ def _sandboxed(settings: Settings) -> tuple[Settings, httpx.AsyncBaseTransport]:
     """Settings and a transport that route every provider to the in-process emulators."""
     from sandbox import Sandbox
 
-    sandbox = Sandbox()
+    sandbox = Sandbox(pace=settings.sandbox_pace)
     env = {**settings.provider_env, **sandbox.env()}
     return replace(settings, provider_env=env), httpx.ASGITransport(app=sandbox.app)
 
@@ -201,12 +201,12 @@ def _exit_code(result: GenerationResult) -> int:
     return EXIT_TIMED_OUT if result.timed_out else EXIT_SUCCEEDED
 
 
-def _run_sandbox(host: str, port: int) -> int:
+def _run_sandbox(host: str, port: int, pace: float) -> int:
     import uvicorn
 
     from sandbox import Sandbox
 
-    sandbox = Sandbox()
+    sandbox = Sandbox(pace=pace)
     root = f"http://{host}:{port}"
     lines = [f"export {name}={value}" for name, value in sorted(sandbox.env(root).items())]
     sys.stdout.write("# Provider emulators on loopback. Point genresult-mcp at them with:\n" + "\n".join(lines) + "\n")

@@ -30,6 +30,8 @@ class Settings:
     http_token: str | None = None
     request_timeout_s: float = DEFAULT_REQUEST_TIMEOUT_S
     log_level: str = "WARNING"
+    sandbox_pace: float = 1.0
+    """How fast sandbox jobs live (`GENRESULT_SANDBOX_PACE`): 1 is 8 s a job, 0.25 is 2 s."""
     poll_floor_s: float = PollPolicy.floor_s
     """The shortest pause between two checks of one job (a caller's poll_interval_s is raised to it)."""
     poll_cap_s: float = PollPolicy.cap_s
@@ -63,6 +65,7 @@ class Settings:
             http_token=env.get("GENRESULT_HTTP_TOKEN", "").strip() or None,
             request_timeout_s=_positive(env, "GENRESULT_REQUEST_TIMEOUT_S", DEFAULT_REQUEST_TIMEOUT_S),
             log_level=_log_level(env),
+            sandbox_pace=_positive(env, "GENRESULT_SANDBOX_PACE", 1.0),
             poll_floor_s=floor,
             poll_cap_s=cap,
         )
@@ -98,7 +101,7 @@ def _positive(env: Mapping[str, str], name: str, default: float) -> float:
     except ValueError:
         value = math.nan
     if not math.isfinite(value) or value <= 0:
-        raise SettingsError(f"{name}={raw!r} is not a positive number of seconds; unset it to use {default:g}.")
+        raise SettingsError(f"{name}={raw!r} is not a positive number; unset it to use {default:g}.")
     return value
 
 

@@ -1,7 +1,8 @@
 """The real thing, outside the fakes: the console script over stdio, over streamable HTTP, and the CLI.
 
-These start processes and use real time, so they sit inside fail_after and keep short: a sandbox job takes
-about 8 s (2 s queued, 6 s running), so the runs that follow jobs to their end follow them side by side.
+These start processes and use real time, so they sit inside fail_after and keep short: the sandbox runs at
+`PACE` (`GENRESULT_SANDBOX_PACE`), so a job takes `JOB_S` (a quarter queued, the rest running) instead of
+8 s, and the runs that follow jobs to their end follow them side by side.
 """
 
 from __future__ import annotations
@@ -35,7 +36,10 @@ ROOT = Path(__file__).resolve().parent.parent
 SANDBOX_IDS = {provider: cls.sandbox_id(1) for provider, cls in EMULATORS.items()}
 # Providers whose sandbox answers carry the job's cost, as their APIs do.
 REPORTS_COST = {provider for provider in ADAPTERS if kit(provider).reports_cost}
-# Long enough for a fresh sandbox job (about 8 s) with room for a slow machine; waits that reach it fail.
+# Sandbox jobs at half speed: 4 s, still longer than the 2.5 s waits that must time out on one.
+PACE = 0.5
+JOB_S = 8 * PACE
+# Long enough for a fresh sandbox job with room for a slow machine; waits that reach it fail.
 JOB_TIMEOUT_S = 30
 
 
@@ -47,9 +51,10 @@ def console_script() -> str:
 
 
 def clean_env(**extra: str) -> dict[str, str]:
-    """This environment without any provider credentials, so nothing real is ever called."""
-    keep = {k: v for k, v in os.environ.items() if not k.startswith(tuple(p.upper() for p in ADAPTERS))}
-    return {**keep, "GENRESULT_LOG_LEVEL": "WARNING", **extra}
+    """This environment without any provider settings, so nothing real is ever called, and the sandbox at `PACE`."""
+    provider_vars = {name for adapter in ADAPTERS.values() for name in (*adapter.credential_envs, adapter.base_url_env)}
+    keep = {k: v for k, v in os.environ.items() if k not in provider_vars}
+    return {**keep, "GENRESULT_LOG_LEVEL": "WARNING", "GENRESULT_SANDBOX_PACE": str(PACE), **extra}
 
 
 def free_port() -> int:
@@ -97,7 +102,7 @@ def assert_timed_out_in_time(result: GenerationResult, timeout_s: float, progres
 def assert_succeeded(result: GenerationResult, progress: list[float]) -> None:
     assert (result.status, result.done, result.timed_out) == ("succeeded", True, False)
     assert result.outputs and all(output.url.startswith("https://") for output in result.outputs)
-    assert result.elapsed_s is not None and 7 <= result.elapsed_s < JOB_TIMEOUT_S
+    assert result.elapsed_s is not None and JOB_S - 0.5 <= result.elapsed_s < JOB_TIMEOUT_S
     assert result.provider in REPORTS_COST or result.cost is None
     if result.provider in REPORTS_COST:
         assert result.cost is not None and result.cost.amount > 0
@@ -208,7 +213,7 @@ async def test_the_server_answers_over_real_streamable_http_stateful_and_statele
                 group.start_soon(waits.wait, "skillsvideo", "gen_http", 2.5)
                 group.start_soon(waits.wait, "modelslab", "31415", JOB_TIMEOUT_S)
 
-    # Both modes side by side: each follows a job of about 8 s to its end.
+    # Both modes side by side: each follows a job to its end.
     with anyio.fail_after(45):
         async with anyio.create_task_group() as group:
             group.start_soon(exercise, "stateful")

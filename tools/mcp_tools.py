@@ -17,6 +17,7 @@ from typing import Annotated, Any, TypeVar
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
 from mcp.types import CallToolResult, TextContent, ToolAnnotations
+from mcp.types import Tool as MCPTool
 from pydantic import BeforeValidator, Field, ValidationError
 from pydantic_core import ErrorDetails
 
@@ -57,6 +58,14 @@ class GenResultServer(MCPServer[GenerationService]):
     pydantic's own text behind its prefix; agents and scripts branch on our codes, so it is said in ours.
     """
 
+    async def list_tools(self) -> list[MCPTool]:
+        # Titles in the input schemas only restate the argument names; the list goes out with every session,
+        # and some clients put it into the model's context.
+        return [
+            tool.model_copy(update={"input_schema": _untitled(tool.input_schema)})
+            for tool in await super().list_tools()
+        ]
+
     async def call_tool(
         self, name: str, arguments: dict[str, Any], context: Context[GenerationService, Any] | None = None
     ) -> Any:
@@ -66,6 +75,13 @@ class GenResultServer(MCPServer[GenerationService]):
             if not isinstance(exc.__cause__, ValidationError):
                 raise
             return error_result(InvalidArgument(_explain(exc.__cause__.errors())))
+
+
+def _untitled(schema: dict[str, Any]) -> dict[str, Any]:
+    properties = {
+        name: {k: v for k, v in field.items() if k != "title"} for name, field in schema["properties"].items()
+    }
+    return {k: v for k, v in schema.items() if k != "title"} | {"properties": properties}
 
 
 def _explain(errors: list[ErrorDetails]) -> str:

@@ -8,7 +8,7 @@ wait, how long. Field order is the order agents see in the compact JSON text.
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_serializer
 
@@ -18,8 +18,25 @@ OutputKind = Literal["video", "image", "audio", "file"]
 DONE_STATUSES: frozenset[Status] = frozenset({"succeeded", "failed", "canceled"})
 
 
+def _compact_schema(schema: dict[str, Any]) -> None:
+    """The JSON schema as short as its meaning allows: it is sent with every tool list, and some clients put
+    it into the model's context. Titles only restate field names; and since a field without a value is left
+    out of every answer, never sent as null, an optional field's schema is its value's alone."""
+    schema.pop("title", None)
+    for field in schema.get("properties", {}).values():
+        field.pop("title", None)
+        variants = field.get("anyOf")
+        if field.get("default", ...) is None:
+            del field["default"]
+        if variants and {"type": "null"} in variants:
+            rest = [variant for variant in variants if variant != {"type": "null"}]
+            if len(rest) == 1:
+                del field["anyOf"]
+                field.update(rest[0])
+
+
 class _Model(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", json_schema_extra=_compact_schema)
 
 
 class Output(_Model):
