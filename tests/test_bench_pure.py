@@ -10,7 +10,7 @@ import random
 import anyio
 import pytest
 
-from bench.compactness import Pair
+from bench.compactness import Pair, rows
 from bench.pollsim import PEERS, PolicyResult, Score, SimJob, doubling, fixed, make_jobs, play_ours, play_schedule
 from bench.report import Row, render_rows, render_table
 from bench.stats import median, percentile
@@ -107,3 +107,12 @@ def test_hints_must_halve_the_checks_of_fixed_5_s_without_a_later_median() -> No
 
 def test_compactness_is_our_bytes_over_the_providers_raw_bytes() -> None:
     assert Pair("p", "running", "processing", raw=500, ours=150, peer_text=700).ratio == pytest.approx(0.3)
+
+
+def test_compactness_holds_on_the_sum_and_on_each_large_answer_but_not_on_tiny_ones() -> None:
+    tiny = Pair("p", "failed", "error", raw=55, ours=200, peer_text=64)
+    large = Pair("p", "succeeded", "success", raw=2000, ours=600, peer_text=2300)
+    [row] = rows([tiny, large])
+    assert row.holds  # 800 / 2364 overall; the tiny answer cannot be cut below the required fields
+    [bloated] = rows([tiny, Pair("p", "running", "run", raw=400, ours=700, peer_text=500), large])
+    assert not bloated.holds

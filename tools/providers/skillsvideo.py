@@ -168,10 +168,10 @@ class SkillsVideo(KeyedAdapter):
             error = self._job_error(gen.code or gen.status.upper(), gen.message)
         credits = gen.usage.credits if gen.usage is not None else None
         succeeded = status == "succeeded"
+        # No percent is ever reported, so none is given: `done` already says a finished job is finished.
         return JobState(
             status=status,
             provider_status=gen.status,
-            progress=100.0 if succeeded else None,
             outputs=self._outputs(gen.data) if succeeded else (),
             error=error,
             cost=None if credits is None else Cost(amount=credits, unit="credits"),
