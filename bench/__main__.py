@@ -8,11 +8,13 @@ measurements, not tests.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import platform
+import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
 from bench import coldstart, compactness, concurrency, overhead, pollsim
@@ -35,10 +37,33 @@ def machine() -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer runs and jobs: a rough figure in about a minute")
+    parser.add_argument(
+        "--load",
+        action="store_true",
+        help="run a CPU-burning process beside the benchmarks, to see that the verdicts do not move with load",
+    )
     args = parser.parse_args(argv)
-    quick = args.quick
+    with burning() if args.load else contextlib.nullcontext():
+        return run(quick=args.quick, loaded=args.load)
+
+
+@contextlib.contextmanager
+def burning() -> Iterator[None]:
+    """One process spinning on a core for as long as the benchmarks run (and at most an hour), then stopped."""
+    burner = subprocess.Popen(
+        [sys.executable, "-c", "import time\nend = time.monotonic() + 3600\nwhile time.monotonic() < end: pass"]
+    )
+    try:
+        yield
+    finally:
+        burner.kill()
+        burner.wait()
+
+
+def run(*, quick: bool, loaded: bool) -> int:
     rows: list[Row] = []
     details: list[Detail] = []
+    baselines: list[str] = []
 
     def step(name: str, run: Callable[[], Iterable[Row]]) -> None:
         sys.stderr.write(f"bench: {name}...\n")
@@ -46,7 +71,7 @@ def main(argv: list[str] | None = None) -> int:
         rows.extend(run())
         sys.stderr.write(f"bench: {name} done in {time.monotonic() - started:.1f}s\n")
 
-    step("cold start", lambda: coldstart.rows(runs=5 if quick else 21))
+    step("cold start", lambda: coldstart.rows(runs=5 if quick else 21, baselines=baselines))
     step("call overhead", lambda: overhead.rows(calls=100 if quick else 500))
 
     jobs = 300 if quick else 3000
@@ -57,7 +82,9 @@ def main(argv: list[str] | None = None) -> int:
         return pollsim.rows(result)
 
     step("poll policy", policies)
-    step("concurrency", lambda: concurrency.rows(waits=1000, sessions=20))
+    step(
+        "concurrency", lambda: concurrency.rows(waits=1000, sessions=20, rounds=1 if quick else 3, baselines=baselines)
+    )
 
     def sizes() -> Iterable[Row]:
         pairs = compactness.measure()
@@ -72,7 +99,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"\n{row.benchmark}: {row.why}")
     for detail in details:
         print("\n" + render_detail(detail))
-    print(f"\nMachine: {machine()}. Command: python -m bench{' --quick' if quick else ''}.")
+    command = "python -m bench" + (" --quick" if quick else "") + (" --load" if loaded else "")
+    print(f"\nMachine: {machine()}; baselines: {', '.join(baselines)}. Command: {command}.")
     return 0
 
 

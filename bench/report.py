@@ -5,17 +5,34 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from bench.stats import Spread
+
 
 @dataclass(frozen=True)
 class Row:
-    """One target: `measured` is shown as is; `holds` was decided by the benchmark that measured it."""
+    """One target: `measured` is shown as is; `holds` was decided by the benchmark that measured it: True,
+    False, or None when the spread of its rounds straddles the target (`Spread.verdict`), so that no run
+    on a busy machine can flip it."""
 
     benchmark: str
     measured: str
     target: str
-    holds: bool
+    holds: bool | None
     why: str = ""
-    """When it is missed: what the benchmark found to be the cause."""
+    """When it is missed or unstable: what the benchmark found to be the cause."""
+
+    @classmethod
+    def judged(cls, benchmark: str, measured: str, target: float, spread: Spread, also: bool = True) -> Row:
+        """A row whose verdict is the spread's against `target` (a ratio that must stay at or below it);
+        `also` is any further condition the row needs (all answers right, say)."""
+        holds = spread.verdict(target)
+        why = ""
+        if holds is None:
+            why = (
+                f"the middle half of the rounds ({spread.low:.2f}-{spread.high:.2f}x) lies on both sides of "
+                f"{target:g}x: the machine was too noisy to tell; run again on a quieter one"
+            )
+        return cls(benchmark, measured, f"<= {target:g}x", holds if also or holds is None else False, why)
 
 
 @dataclass(frozen=True)
@@ -27,8 +44,8 @@ class Detail:
     rows: tuple[tuple[str, ...], ...]
 
 
-def verdict(holds: bool) -> str:
-    return "holds" if holds else "MISSED"
+def verdict(holds: bool | None) -> str:
+    return "unstable" if holds is None else "holds" if holds else "MISSED"
 
 
 def render_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:

@@ -12,8 +12,8 @@ import pytest
 
 from bench.compactness import Pair, rows
 from bench.pollsim import PEERS, PolicyResult, Score, SimJob, doubling, fixed, make_jobs, play_ours, play_schedule
-from bench.report import Row, render_rows, render_table
-from bench.stats import median, percentile
+from bench.report import Row, render_rows, render_table, verdict
+from bench.stats import Spread, median, per_round, percentile
 
 
 def test_percentile_is_the_nearest_rank_and_always_a_measured_value() -> None:
@@ -116,3 +116,21 @@ def test_compactness_holds_on_the_sum_and_on_each_large_answer_but_not_on_tiny_o
     assert row.holds  # 800 / 2364 overall; the tiny answer cannot be cut below the required fields
     [bloated] = rows([tiny, Pair("p", "running", "run", raw=400, ours=700, peer_text=500), large])
     assert not bloated.holds
+
+
+def test_a_spread_is_the_median_and_middle_half_of_the_per_round_ratios() -> None:
+    spread = Spread.of(per_round([1.1, 1.2, 1.0, 1.3, 5.0], [1.0, 1.0, 1.0, 1.0, 1.0]))
+    assert (spread.median, spread.rounds) == (pytest.approx(1.2), 5)
+    assert spread.low == pytest.approx(1.1) and spread.high == pytest.approx(1.3)  # one wild round moves neither
+
+
+def test_a_verdict_is_given_only_when_the_middle_half_of_the_rounds_is_on_one_side_of_the_target() -> None:
+    assert Spread(1.05, 1.0, 1.1, 9).verdict(1.15) is True
+    assert Spread(1.3, 1.2, 1.4, 9).verdict(1.15) is False
+    assert Spread(1.1, 1.0, 1.2, 9).verdict(1.15) is None
+
+
+def test_a_row_judged_on_a_straddling_spread_is_unstable_and_says_why() -> None:
+    row = Row.judged("cold start", "1.10x", 1.15, Spread(1.1, 1.0, 1.2, 9))
+    assert row.holds is None and verdict(row.holds) == "unstable" and "1.00-1.20x" in row.why
+    assert Row.judged("cold start", "1.0x", 1.15, Spread(1.0, 0.9, 1.1, 9), also=False).holds is False
