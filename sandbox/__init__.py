@@ -12,6 +12,7 @@ from starlette.routing import Mount
 from sandbox.core import Emulator, Fault, Job, JobView, Timeline
 from sandbox.flexstack import FlexstackEmulator
 from sandbox.modelslab import ModelsLabEmulator
+from sandbox.replicate import ReplicateEmulator
 from sandbox.skillsvideo import SkillsVideoEmulator
 from sandbox.tensorpix import TensorPixEmulator
 from tools.clock import Clock
@@ -19,6 +20,7 @@ from tools.clock import Clock
 EMULATORS: dict[str, type[Emulator]] = {
     FlexstackEmulator.id: FlexstackEmulator,
     ModelsLabEmulator.id: ModelsLabEmulator,
+    ReplicateEmulator.id: ReplicateEmulator,
     SkillsVideoEmulator.id: SkillsVideoEmulator,
     TensorPixEmulator.id: TensorPixEmulator,
 }

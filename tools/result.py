@@ -79,6 +79,8 @@ class JobState(_Model):
     outputs: tuple[Output, ...] = ()
     error: JobError | None = None
     cost: Cost | None = None
+    note: str | None = None
+    """What the provider's answer means beyond its fields (a succeeded job whose files are gone, say)."""
 
 
 class GenerationResult(_Model):
@@ -125,6 +127,7 @@ class GenerationResult(_Model):
             error=state.error,
             cost=state.cost,
             checked_at=format_utc(checked_at),
+            note=state.note,
         )
 
     def compact_json(self) -> str:

@@ -181,7 +181,7 @@ class GenerationService:
                 # Provider requests, not checks: a read of fal or MiniMax may take two.
                 "polls": sent.requests,
                 "timed_out": outcome.timed_out,
-                "note": " ".join(notes) or None,
+                "note": " ".join(filter(None, [result.note, *notes])) or None,
             }
         )
 
@@ -331,6 +331,7 @@ def _clean(state: JobState, redact: Redactor) -> JobState:
             "outputs": outputs,
             "error": error,
             "cost": cost,
+            "note": text(state.note),
         }
     )
 

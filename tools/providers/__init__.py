@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from tools.providers.base import Adapter
 from tools.providers.flexstack import Flexstack
 from tools.providers.modelslab import ModelsLab
+from tools.providers.replicate import Replicate
 from tools.providers.skillsvideo import SkillsVideo
 from tools.providers.tensorpix import TensorPix
 from tools.redact import Redactor
@@ -14,6 +15,7 @@ from tools.redact import Redactor
 ADAPTERS: dict[str, type[Adapter]] = {
     Flexstack.id: Flexstack,
     ModelsLab.id: ModelsLab,
+    Replicate.id: Replicate,
     SkillsVideo.id: SkillsVideo,
     TensorPix.id: TensorPix,
 }

@@ -13,14 +13,15 @@ from __future__ import annotations
 
 import json
 import math
+import mimetypes
 import re
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from email.utils import format_datetime, parsedate_to_datetime
 from typing import Any, ClassVar, Self, TypeVar
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 import httpx
 from pydantic import BaseModel, ValidationError
@@ -34,7 +35,7 @@ from tools.errors import (
     TaskNotFound,
 )
 from tools.redact import Redactor
-from tools.result import JobState, Status
+from tools.result import JobState, OutputKind, Status
 
 MAX_TASK_ID_LEN = 256
 
@@ -156,6 +157,35 @@ def finite_number(value: object) -> float | None:
     except (ValueError, OverflowError):
         return None
     return number if math.isfinite(number) else None
+
+
+_KINDS: Mapping[str, OutputKind] = {"video": "video", "image": "image", "audio": "audio"}
+
+
+def mime_of(url: str) -> str | None:
+    """The MIME type a URL's path names by its extension (query and fragment aside), where it names one."""
+    return mimetypes.guess_type(urlsplit(url).path)[0]
+
+
+def kind_of(mime: str | None, default: OutputKind = "file") -> OutputKind:
+    """`video`, `image` or `audio` from a MIME type's major part; `default` where it says nothing."""
+    if not mime:
+        return default
+    return _KINDS.get(mime.split("/", 1)[0].strip().lower(), "file")
+
+
+def parse_iso(value: object) -> datetime | None:
+    """An ISO-8601 time as providers write it (`Z` or an offset, any fraction), aware; anything else None."""
+    if not isinstance(value, str) or not value.strip():
+        return None
+    text = value.strip().replace("Z", "+00:00").replace("z", "+00:00")
+    # Python 3.11 takes at most six fraction digits: Go and .NET write seven or nine.
+    text = re.sub(r"(\.\d{6})\d+", r"\1", text)
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
 def duration_from(frames: float | None, fps: float | None) -> float | None:
