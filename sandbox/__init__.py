@@ -13,6 +13,7 @@ from sandbox.core import Emulator, Fault, Job, JobView, Timeline
 from sandbox.flexstack import FlexstackEmulator
 from sandbox.modelslab import ModelsLabEmulator
 from sandbox.replicate import ReplicateEmulator
+from sandbox.runway import RunwayEmulator
 from sandbox.skillsvideo import SkillsVideoEmulator
 from sandbox.tensorpix import TensorPixEmulator
 from tools.clock import Clock
@@ -21,6 +22,7 @@ EMULATORS: dict[str, type[Emulator]] = {
     FlexstackEmulator.id: FlexstackEmulator,
     ModelsLabEmulator.id: ModelsLabEmulator,
     ReplicateEmulator.id: ReplicateEmulator,
+    RunwayEmulator.id: RunwayEmulator,
     SkillsVideoEmulator.id: SkillsVideoEmulator,
     TensorPixEmulator.id: TensorPixEmulator,
 }

@@ -8,6 +8,7 @@ from tools.providers.base import Adapter
 from tools.providers.flexstack import Flexstack
 from tools.providers.modelslab import ModelsLab
 from tools.providers.replicate import Replicate
+from tools.providers.runway import Runway
 from tools.providers.skillsvideo import SkillsVideo
 from tools.providers.tensorpix import TensorPix
 from tools.redact import Redactor
@@ -16,6 +17,7 @@ ADAPTERS: dict[str, type[Adapter]] = {
     Flexstack.id: Flexstack,
     ModelsLab.id: ModelsLab,
     Replicate.id: Replicate,
+    Runway.id: Runway,
     SkillsVideo.id: SkillsVideo,
     TensorPix.id: TensorPix,
 }
