@@ -8,6 +8,7 @@ import math
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
 import anyio
 import httpx
@@ -17,7 +18,8 @@ from tools.errors import InvalidArgument, ProviderProtocolError, ProviderUnavail
 from tools.polling import PollPolicy, ProgressReporter, WaitMemory, wait_until_done
 from tools.providers.base import Adapter, Reply, RequestBuilder, Then
 from tools.redact import Redactor
-from tools.result import GenerationResult, JobError, JobState
+from tools.result import Cost, GenerationResult, JobError, JobState, Output
+from tools.safety import MAX_CODE, MAX_MESSAGE, MAX_NOTE, MAX_OUTPUTS, MAX_WORD, clean_text, safe_url
 from tools.wire import MAX_BODY_BYTES, BodyTooLarge, bounded
 
 logger = logging.getLogger(__name__)
@@ -288,50 +290,79 @@ def read_reply(
         # JSON integers have no size limit: one past a float's range overflows wherever it is turned into a
         # float or divided, and pydantic does not make that a ValidationError.
         raise ProviderProtocolError(f"{adapter.display_name} answered a number too large to read.") from None
-    return outcome if isinstance(outcome, Then) else _clean(outcome, redact)
+    return outcome if isinstance(outcome, Then) else _clean(outcome, redact, urlsplit(adapter.base_url).hostname)
 
 
-def _clean(state: JobState, redact: Redactor) -> JobState:
-    """The state as it may leave the server: every provider string cleaned of secrets, every number finite.
+def _clean(state: JobState, redact: Redactor, own_host: str | None) -> JobState:
+    """The state as it may leave the server: every provider string cleaned of secrets and of what could
+    carry an attack (`tools.safety`), every number finite.
 
     Done here, once, for every adapter: a provider can echo a key in any field (a pre-signed URL signed with
     it, a status word, an error code), and an adapter that forgot one field would leak it. Python's JSON
     parser takes `NaN` and `Infinity` from a sloppy provider, a huge value may overflow to infinity, and
     dividing by a tiny frame rate does too; strict JSON carries none of them, so such a number is dropped,
-    like a missing field, rather than sinking the whole answer.
+    like a missing field, rather than sinking the whole answer. Text is redacted before it is cut: a cut
+    could leave half a key that no longer matches.
     """
 
     def number(value: float | None) -> float | None:
         return value if value is None or math.isfinite(value) else None
 
-    def text(value: str | None) -> str | None:
-        return value if value is None else redact(value)
+    def text(value: str | None, limit: int) -> str | None:
+        return value if value is None else clean_text(redact(value), limit)
 
-    outputs = tuple(
-        output.model_copy(
-            update={
-                "url": redact(output.url),
-                "thumbnail_url": text(output.thumbnail_url),
-                "mime_type": text(output.mime_type),
+    def link(value: str | None) -> str | None:
+        return value if value is None else safe_url(redact(value), own_host)
+
+    outputs: list[Output] = []
+    refused = 0
+    for output in state.outputs:
+        url = link(output.url)
+        if url is None:
+            refused += 1
+            continue
+        if len(outputs) < MAX_OUTPUTS:
+            thumbnail = link(output.thumbnail_url)
+            update = {
+                "url": url,
+                "thumbnail_url": thumbnail,
+                "mime_type": text(output.mime_type, MAX_WORD),
+                "expires_at": text(output.expires_at, MAX_WORD),
                 "fps": number(output.fps),
                 "duration_s": number(output.duration_s),
             }
+            outputs.append(output.model_copy(update=update))
+    listed = len(outputs)
+    usable = len(state.outputs) - refused
+    notes = [text(state.note, MAX_NOTE)]
+    if refused:
+        notes.append(
+            f"{refused} output(s) left out: their URL was not an https link to a public host (or http to the "
+            "provider's own configured host), so it cannot be handed on safely."
         )
-        for output in state.outputs
-    )
+    if usable > listed:
+        notes.append(f"The provider listed {usable} outputs; the first {listed} are shown.")
     error = state.error
     if error is not None:
-        error = JobError(code=redact(error.code), message=redact(error.message))
-    cost = state.cost if state.cost is None or math.isfinite(state.cost.amount) else None
+        error = JobError(
+            code=clean_text(redact(error.code), MAX_CODE), message=clean_text(redact(error.message), MAX_MESSAGE)
+        )
+    cost = state.cost
+    if cost is not None:
+        cost = (
+            None
+            if not math.isfinite(cost.amount)
+            else Cost(amount=cost.amount, unit=clean_text(redact(cost.unit), MAX_WORD))
+        )
     return state.model_copy(
         update={
-            "provider_status": redact(state.provider_status),
+            "provider_status": clean_text(redact(state.provider_status), MAX_WORD),
             "progress": number(state.progress),
             "eta_s": number(state.eta_s),
-            "outputs": outputs,
+            "outputs": tuple(outputs),
             "error": error,
             "cost": cost,
-            "note": text(state.note),
+            "note": " ".join(note for note in notes if note) or None,
         }
     )
 
