@@ -92,8 +92,28 @@ async def test_a_long_key_pasted_as_a_task_id_is_not_quoted_back_even_in_part(co
     text = await error_text(
         connect, "get_generation_result", {"provider": "skillsvideo", "task_id": key}, env={"SKILLSVIDEO_API_KEY": key}
     )
-    assert "invalid_task_id" in text and "[redacted]" in text
+    assert "invalid_task_id" in text
     assert "k" * 20 not in text
+
+
+@pytest.mark.parametrize("field", ["provider", "task_id"])
+async def test_a_configured_secret_sent_as_an_argument_is_answered_exactly_as_a_wrong_guess(
+    connect: Connect, sandbox: Sandbox, field: str
+) -> None:
+    # Were the secret redacted but a wrong guess echoed, any caller could confirm guesses of the secret.
+    secret = "Summer2024!"
+    env = {**sandbox.env(), "SKILLSVIDEO_API_KEY": secret}
+    answers = []
+    for guess in (secret, "Winter2023!"):
+        arguments = {"provider": "skillsvideo", "task_id": "gen_1", field: guess}
+        answers.append(await error_text(connect, "get_generation_result", arguments, env=env))
+    assert answers[0] == answers[1]
+    assert "Summer" not in answers[0] and "Winter" not in answers[0] and "[redacted]" not in answers[0]
+
+
+async def test_a_four_megabyte_provider_id_is_refused_unread(connect: Connect) -> None:
+    text = await error_text(connect, "get_generation_result", {"provider": "p" * (4 << 20), "task_id": "x1"})
+    assert text.startswith("unknown_provider: ") and len(text) < 400
 
 
 @pytest.mark.parametrize("provider_id", sorted(ADAPTERS))

@@ -38,6 +38,9 @@ MAX_IN_FLIGHT_PER_PROVIDER = 16
 # query then file) plus Kling's second family; anything longer is an adapter going round in circles.
 MAX_REQUESTS_PER_READ = 4
 
+# No provider id is longer; a longer one is unknown without being looked at.
+MAX_PROVIDER_ID_LEN = 64
+
 
 @dataclass
 class RequestCount:
@@ -114,12 +117,13 @@ class GenerationService:
                     await client.aclose()
 
     def adapter(self, provider: str) -> Adapter:
-        try:
-            return self.adapters[provider.strip().lower()]
-        except KeyError:
+        # Bounded before any work, and never quoted back: an answer that echoed wrong guesses but hid a
+        # configured secret would tell a caller which guess was the secret.
+        found = self.adapters.get(provider.strip().lower()) if len(provider) <= MAX_PROVIDER_ID_LEN else None
+        if found is None:
             known = ", ".join(sorted(self.adapters))
-            # Redacted before it is cut: a cut secret would no longer match.
-            raise UnknownProvider(f"No provider {self.redact(provider)[:40]!r}. Use one of: {known}.") from None
+            raise UnknownProvider(f"No provider by that name. Use one of: {known}.")
+        return found
 
     def _prepare(self, provider: str, task_id: str) -> tuple[Adapter, str]:
         adapter = self.adapter(provider)

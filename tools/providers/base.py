@@ -264,7 +264,7 @@ class Adapter(ABC):
 
     def validate_task_id(self, task_id: str) -> str:
         """The id as it will travel, or `invalid_task_id`. Providers with a stricter id format override."""
-        return check_task_id(task_id, SAFE_TASK_ID, "letters, digits and . _ ~ : -", self.redact)
+        return check_task_id(task_id, SAFE_TASK_ID, "letters, digits and . _ ~ : -")
 
     def require_configured(self) -> None:
         if not self.configured:
@@ -368,20 +368,20 @@ class KeyedAdapter(Adapter):
         return self.api_key is not None
 
 
-def check_task_id(task_id: str, pattern: re.Pattern[str], described: str, redact: Redactor) -> str:
-    """The id, or `invalid_task_id`. An id quoted back is redacted before it is cut: the caller may have
-    pasted a key into it, and a cut key no longer matches the redactor."""
-    if not task_id or not task_id.strip():
-        raise InvalidTaskId("The task id is empty: pass the id the provider returned when the job started.")
+def check_task_id(task_id: str, pattern: re.Pattern[str], described: str) -> str:
+    """The id, or `invalid_task_id`. The length is checked before anything else looks at the id, and the id
+    is never quoted back: the caller may have pasted a key into it, and an answer that echoed other ids but
+    hid a configured secret would confirm a guess of it."""
     if len(task_id) > MAX_TASK_ID_LEN:
         raise InvalidTaskId(
             f"The task id is {len(task_id)} characters; at most {MAX_TASK_ID_LEN} are accepted. "
             "Pass the id exactly as the provider returned it."
         )
+    if not task_id.strip():
+        raise InvalidTaskId("The task id is empty: pass the id the provider returned when the job started.")
     if not pattern.fullmatch(task_id):
-        quoted = redact(task_id)[:64]
         raise InvalidTaskId(
-            f"The task id {quoted!r} has characters this provider's ids never have (allowed: {described}). "
+            f"The task id has characters this provider's ids never have (allowed: {described}). "
             "Pass the id exactly as the provider returned it."
         )
     return task_id

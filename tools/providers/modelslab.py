@@ -174,11 +174,10 @@ class ModelsLab(KeyedAdapter):
         return cls(cls.base_url_from(env), redactor, cls.api_key_from(env, redactor), endpoint)
 
     def validate_task_id(self, task_id: str) -> str:
-        check_task_id(task_id, _DIGITS, "digits only: ModelsLab ids are whole numbers such as 147", self.redact)
+        check_task_id(task_id, _DIGITS, "digits only: ModelsLab ids are whole numbers such as 147")
         if len(task_id) > 19 or int(task_id) > INT64_MAX:
-            quoted = self.redact(task_id)[:24] + ("..." if len(task_id) > 24 else "")
             raise InvalidTaskId(
-                f"The task id {quoted} is larger than any ModelsLab id "
+                f"The task id ({len(task_id)} digits) is larger than any ModelsLab id "
                 "(they are 64-bit integers). Pass the id exactly as the generation call returned it."
             )
         return task_id

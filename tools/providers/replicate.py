@@ -106,7 +106,7 @@ class Replicate(KeyedAdapter):
 
     def validate_task_id(self, task_id: str) -> str:
         described = "letters and digits, such as gm3qorzdhgbfurvjtvhg6dckhu"
-        return check_task_id(task_id, TASK_ID, described, self.redact)
+        return check_task_id(task_id, TASK_ID, described)
 
     def build_request(self, client: httpx.AsyncClient, task_id: str) -> httpx.Request:
         return client.build_request(

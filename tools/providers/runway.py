@@ -92,7 +92,7 @@ class Runway(KeyedAdapter):
 
     def validate_task_id(self, task_id: str) -> str:
         described = "a UUID such as 182bd5e5-6e1a-4fe4-a799-aa6d9a6ab26e"
-        return check_task_id(task_id, UUID_TASK_ID, described, self.redact).lower()
+        return check_task_id(task_id, UUID_TASK_ID, described).lower()
 
     def build_request(self, client: httpx.AsyncClient, task_id: str) -> httpx.Request:
         return client.build_request(

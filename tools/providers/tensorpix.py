@@ -97,7 +97,7 @@ class TensorPix(KeyedAdapter):
     def validate_task_id(self, task_id: str) -> str:
         """A UUID in its canonical 8-4-4-4-12 form, sent lowercase (the form the API itself returns)."""
         described = "a UUID such as 3c90c3cc-0d44-4b50-8888-8dd25736052a"
-        return check_task_id(task_id, UUID_TASK_ID, described, self.redact).lower()
+        return check_task_id(task_id, UUID_TASK_ID, described).lower()
 
     def build_request(self, client: httpx.AsyncClient, task_id: str) -> httpx.Request:
         return client.build_request(
