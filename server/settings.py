@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import math
 import os
+import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
 from tools.polling import PollPolicy
 from tools.providers import adapters_from_env
+from tools.providers.base import env_value
 from tools.redact import Redactor
 from tools.service import DEFAULT_MAX_WAIT_S, DEFAULT_REQUEST_TIMEOUT_S, DEFAULT_WAIT_S
 
@@ -79,6 +81,8 @@ def _check_provider_settings(env: Mapping[str, str]) -> None:
     except ValueError as exc:
         raise SettingsError(str(exc)) from None
     for adapter in adapters.values():
+        for name in adapter.credential_envs:
+            _check_credential(name, env_value(env, name) or "")
         # Caught here rather than at the first request, where a wait would retry it until its deadline.
         try:
             parts = urlsplit(adapter.base_url)
@@ -89,6 +93,22 @@ def _check_provider_settings(env: Mapping[str, str]) -> None:
             raise SettingsError(
                 f"{adapter.base_url_env}={adapter.base_url[:80]!r} is not an http(s) URL; write it in full, "
                 f"such as {adapter.default_base_url}, or unset it to use that."
+            )
+
+
+def _check_credential(name: str, value: str) -> None:
+    """A key pasted with an invisible or accented character (a trailing zero-width space, a curly quote) can
+    never be sent in an HTTP header: every call would fail. Say so at start, naming the variable and where the
+    character is, never the value. A password goes in a Basic header's base64, so only invisible and control
+    characters are wrong there."""
+    password = name.endswith("PASSWORD")
+    for position, char in enumerate(value, start=1):
+        invisible = not char.isprintable() or (unicodedata.category(char) in ("Cf", "Zs", "Zl", "Zp") and char != " ")
+        if invisible or (not password and (not char.isascii() or char == " ")):
+            what = f"U+{ord(char):04X} ({unicodedata.name(char, 'unnamed')})"
+            raise SettingsError(
+                f"{name} has a character no HTTP header can carry at position {position} of {len(value)}: "
+                f"{what}. It was likely pasted along with the key: set {name} again from the provider's page."
             )
 
 

@@ -177,3 +177,12 @@ async def test_a_task_id_sent_as_a_json_number_is_read_as_the_id_it_spells(conne
         reply = await client.call_tool("get_generation_result", {"provider": "modelslab", "task_id": 148})
     assert not reply.is_error, reply.content
     assert GenerationResult.model_validate(reply.structured_content).task_id == "148"
+
+
+async def test_a_key_that_no_header_can_carry_is_a_protocol_error_with_advice_not_a_bare_failure(
+    connect: Connect, sandbox: Sandbox
+) -> None:
+    # Settings.from_env refuses such a key at start; a token the provider issues itself can still be one.
+    env = {**sandbox.env(), "SKILLSVIDEO_API_KEY": "sk-cl\u00e9-0123456789"}
+    text = await error_text(connect, "get_generation_result", {"provider": "skillsvideo", "task_id": "gen_1"}, env=env)
+    assert text.startswith("provider_protocol_error: ") and "SKILLSVIDEO_API_KEY" in text

@@ -60,3 +60,23 @@ def test_a_placeholder_left_from_the_example_config_counts_as_unset() -> None:
     assert not adapters["tensorpix"].configured
     assert adapters["skillsvideo"].configured
     assert adapters["modelslab"].configured
+
+
+@pytest.mark.parametrize(
+    ("value", "position", "named"),
+    [("r8_abcdef\u200b", 10, "ZERO WIDTH SPACE"), ("r8_cl\u00e9abcdef", 6, "E WITH ACUTE"), ("r8_ab cd", 6, "SPACE")],
+)
+def test_a_key_pasted_with_a_character_no_header_can_carry_stops_the_start_naming_the_variable_and_position(
+    value: str, position: int, named: str
+) -> None:
+    with pytest.raises(SettingsError) as refused:
+        Settings.from_env({"REPLICATE_API_TOKEN": value})
+    message = str(refused.value)
+    assert "REPLICATE_API_TOKEN" in message and f"position {position}" in message and named in message
+    assert value not in message
+
+
+def test_a_password_may_hold_accented_letters_but_no_invisible_ones() -> None:
+    Settings.from_env({"FLEXSTACK_USERNAME": "me", "FLEXSTACK_PASSWORD": "pässwörd!"})
+    with pytest.raises(SettingsError, match="FLEXSTACK_PASSWORD"):
+        Settings.from_env({"FLEXSTACK_USERNAME": "me", "FLEXSTACK_PASSWORD": "pass\u200bword"})

@@ -93,14 +93,20 @@ def _char_any_way(char: str) -> str:
     forms = [re.escape(char), _any_case(encoded)]
     if char == " ":
         forms.append(r"\+")
+    escapes: list[str] = []
     if char in _JSON_SHORT_ESCAPES:
-        forms.append(re.escape(_JSON_SHORT_ESCAPES[char]))
+        escapes.append(_JSON_SHORT_ESCAPES[char])
     if char in _JSON_SHORT_ESCAPES or not " " <= char <= "~" or char in "<>&'":
         # `\uXXXX`, as UTF-16 code units: what JSON writers emit for non-ASCII and control characters, and
         # some (Go's, PHP's with flags) for the HTML-sensitive ones.
         units = char.encode("utf-16-be", "surrogatepass")
-        escaped = "".join(f"\\u{units[i]:02x}{units[i + 1]:02x}" for i in range(0, len(units), 2))
-        forms.append(_any_case(escaped))
+        escapes.append("".join(f"\\u{units[i]:02x}{units[i + 1]:02x}" for i in range(0, len(units), 2)))
+    if not char.isprintable() and ord(char) < 0x100:
+        # Python's repr of a control character, as a log line of a request's headers gives it.
+        escapes.append(f"\\x{ord(char):02x}")
+    for escape in escapes:
+        # Each escape also escaped once more: a repr of JSON text, or JSON of a repr (a DEBUG log line).
+        forms.extend([_any_case(escape), _any_case(escape.replace("\\", "\\\\"))])
     return "(?:" + "|".join(forms) + ")"
 
 

@@ -270,6 +270,14 @@ class GenerationService:
             raise ProviderProtocolError(
                 f"{adapter.display_name} sent a body that does not decode as its Content-Encoding says."
             ) from None
+        except UnicodeEncodeError:
+            # httpx sends headers as ASCII: a key pasted with an accented or invisible character (settings
+            # refuse those at start) or a token the provider itself issued with one cannot be sent at all.
+            raise ProviderProtocolError(
+                f"A credential for {adapter.display_name} has characters an HTTP header cannot carry (not ASCII). "
+                f"Check {adapter.credential_hint.removeprefix('set ')}: set it again from the provider's page, "
+                "or, if the provider issued the token itself, try again later."
+            ) from None
         logger.debug("%s %s -> HTTP %s, %d bytes", adapter.id, task_id, response.status_code, len(body))
         # A reply without a `Date` gets our clock's, so a Retry-After given as a date can still be read.
         return Reply.from_response(response, body, date=self.clock.now())

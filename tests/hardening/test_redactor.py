@@ -94,3 +94,10 @@ def test_no_spelling_of_any_secret_survives_whatever_surrounds_it(
     cleaned = Redactor([secret])(before + spelled + after)
     assert spelled not in cleaned
     assert secret not in cleaned
+
+
+def test_a_token_with_a_line_break_is_found_however_many_times_a_log_line_escaped_it() -> None:
+    token = "tok\r\nen-0123456789"
+    redact = Redactor([token])
+    for spelling in (token, json.dumps(token), repr(token), repr(json.dumps(token)), json.dumps(repr(token))):
+        assert "0123456789" not in redact(f"headers={{'authorization': {spelling}}}"), spelling
