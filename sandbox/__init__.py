@@ -10,6 +10,7 @@ from starlette.applications import Starlette
 from starlette.routing import Mount
 
 from sandbox.core import Emulator, Fault, Job, JobView, Timeline
+from sandbox.fal import FalEmulator
 from sandbox.flexstack import FlexstackEmulator
 from sandbox.modelslab import ModelsLabEmulator
 from sandbox.replicate import ReplicateEmulator
@@ -19,6 +20,7 @@ from sandbox.tensorpix import TensorPixEmulator
 from tools.clock import Clock
 
 EMULATORS: dict[str, type[Emulator]] = {
+    FalEmulator.id: FalEmulator,
     FlexstackEmulator.id: FlexstackEmulator,
     ModelsLabEmulator.id: ModelsLabEmulator,
     ReplicateEmulator.id: ReplicateEmulator,

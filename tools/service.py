@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 import logging
 import math
 from collections.abc import AsyncIterator, Callable, Mapping
@@ -212,7 +211,7 @@ class GenerationService:
         `timeout_s` bounds the whole read, however many requests it takes (waiting for a lane included), so a
         slow trickle of bytes or a read of several requests cannot carry a wait past its deadline.
         """
-        build: RequestBuilder = functools.partial(adapter.build_request, task_id=task_id)
+        build: RequestBuilder = adapter.build_request
         parse: Callable[[Reply], JobState | Then] = adapter.parse
         own_errors = False
         try:
@@ -237,7 +236,7 @@ class GenerationService:
         auth = adapter.auth()
         try:
             async with self.lanes[adapter.id].lend() as client:
-                request = build(client)
+                request = build(client, task_id)
                 request.extensions["timeout"] = httpx.Timeout(timeout_s).as_dict()
                 response = await client.send(
                     request,

@@ -70,6 +70,8 @@ class ProviderKit:
     """Whether an answer with an HTTP error code can still be a failed job (an error code in the body)."""
     fault_overrides: Mapping[str, Expected] = field(default_factory=dict)
     """Fault matrix cases (by name) this provider answers otherwise than the rest, and how."""
+    finished_read_requests: int = 1
+    """How many requests a read of a finished job takes (fal: the status, then the result)."""
     reports_cost: bool = False
     """Whether a succeeded job's answer says what it cost (so the sandbox's must too)."""
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from tools.providers.base import Adapter
+from tools.providers.fal import Fal
 from tools.providers.flexstack import Flexstack
 from tools.providers.modelslab import ModelsLab
 from tools.providers.replicate import Replicate
@@ -14,6 +15,7 @@ from tools.providers.tensorpix import TensorPix
 from tools.redact import Redactor
 
 ADAPTERS: dict[str, type[Adapter]] = {
+    Fal.id: Fal,
     Flexstack.id: Flexstack,
     ModelsLab.id: ModelsLab,
     Replicate.id: Replicate,

@@ -113,12 +113,13 @@ def describe_body(body: bytes) -> str:
     return f"{len(body)} bytes"
 
 
-RequestBuilder = Callable[[httpx.AsyncClient], httpx.Request]
+RequestBuilder = Callable[[httpx.AsyncClient, str], httpx.Request]
+"""`build(client, task_id)`: a request of the read, for the validated id."""
 
 
 @dataclass(frozen=True)
 class Then:
-    """The read of a job goes on: `build` makes the next request, `parse` reads its reply.
+    """The read of a job goes on: `build(client, task_id)` makes the next request, `parse` reads its reply.
 
     `parse` has the same contract as `Adapter.parse`: pure, a `JobState`, another `Then`, or a
     `GenResultError`. With `own_errors` the parser reads every HTTP code itself (fal's result call answers
