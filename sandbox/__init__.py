@@ -14,6 +14,7 @@ from sandbox.flexstack import FlexstackEmulator
 from sandbox.modelslab import ModelsLabEmulator
 from sandbox.skillsvideo import SkillsVideoEmulator
 from sandbox.tensorpix import TensorPixEmulator
+from sandbox.veo import VeoEmulator
 from tools.clock import Clock
 
 EMULATORS: dict[str, type[Emulator]] = {
@@ -21,6 +22,7 @@ EMULATORS: dict[str, type[Emulator]] = {
     ModelsLabEmulator.id: ModelsLabEmulator,
     SkillsVideoEmulator.id: SkillsVideoEmulator,
     TensorPixEmulator.id: TensorPixEmulator,
+    VeoEmulator.id: VeoEmulator,
 }
 
 # A host that can never resolve: in-process use routes it to the ASGI app, never to the network.

@@ -9,6 +9,7 @@ from tools.providers.flexstack import Flexstack
 from tools.providers.modelslab import ModelsLab
 from tools.providers.skillsvideo import SkillsVideo
 from tools.providers.tensorpix import TensorPix
+from tools.providers.veo import Veo
 from tools.redact import Redactor
 
 ADAPTERS: dict[str, type[Adapter]] = {
@@ -16,6 +17,7 @@ ADAPTERS: dict[str, type[Adapter]] = {
     ModelsLab.id: ModelsLab,
     SkillsVideo.id: SkillsVideo,
     TensorPix.id: TensorPix,
+    Veo.id: Veo,
 }
 
 
