@@ -252,6 +252,18 @@ def test_anything_but_the_operation_name_form_is_an_invalid_task_id(task_id: str
         adapter().validate_task_id(task_id)
 
 
+def test_a_bare_operation_id_is_refused_with_the_whole_form_to_pass() -> None:
+    with pytest.raises(InvalidTaskId, match="not a Gemini API operation name") as caught:
+        adapter().validate_task_id("vz341u0pmdlc")
+    assert "models/{model}/operations/{operation_id}" in str(caught.value) and Veo.example_task_id in str(caught.value)
+
+
+def test_a_key_pasted_as_a_task_id_is_not_quoted_back() -> None:
+    with pytest.raises(InvalidTaskId) as caught:
+        adapter().validate_task_id(KEY)
+    assert KEY not in str(caught.value) and REDACTED in str(caught.value)
+
+
 def test_a_vertex_operation_name_is_refused_with_a_word_on_why() -> None:
     with pytest.raises(InvalidTaskId, match="Vertex AI"):
         adapter().validate_task_id("projects/p/locations/us-central1/publishers/google/models/veo/operations/x")

@@ -32,7 +32,16 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, ValidationError
 from pydantic.alias_generators import to_camel
 
 from tools.errors import InvalidTaskId, ProviderProtocolError, TaskNotFound
-from tools.providers.base import NOT_JSON, KeyedAdapter, Reply, check_task_id, env_value, finite_number, parse_wire
+from tools.providers.base import (
+    MAX_TASK_ID_LEN,
+    NOT_JSON,
+    KeyedAdapter,
+    Reply,
+    check_task_id,
+    env_value,
+    finite_number,
+    parse_wire,
+)
 from tools.redact import Redactor
 from tools.result import JobError, JobState, Output
 
@@ -40,8 +49,7 @@ from tools.result import JobError, JobState, Output
 # APIs it starts a custom method (`models/x:predictLongRunning`), which a GET of an operation never names.
 OPERATION_NAME = re.compile(r"models/[A-Za-z0-9][A-Za-z0-9._-]*/operations/[A-Za-z0-9][A-Za-z0-9_-]*")
 _DESCRIBED = (
-    "an operation name models/{model}/operations/{operation_id}, each part letters, digits and . _ - "
-    "starting with a letter or digit"
+    "models/{model}/operations/{operation_id}, each part letters, digits and . _ - starting with a letter or digit"
 )
 
 # google.rpc.Code, for an operation error that carries only the number.
@@ -145,6 +153,12 @@ class Veo(KeyedAdapter):
             raise InvalidTaskId(
                 "This is a Vertex AI operation name (projects/...); this provider reads the Gemini API's "
                 "operations, named models/{model}/operations/{operation_id}. Pass the name the Gemini API returned."
+            )
+        if task_id.strip() and len(task_id) <= MAX_TASK_ID_LEN and not OPERATION_NAME.fullmatch(task_id):
+            # Quoted redacted, then cut: the caller may have pasted a key into it.
+            raise InvalidTaskId(
+                f"The task id {self.redact(task_id)[:64]!r} is not a Gemini API operation name. Pass the `name` the "
+                f"generate call returned, whole (e.g. {self.example_task_id}): {_DESCRIBED}."
             )
         return check_task_id(task_id, OPERATION_NAME, _DESCRIBED, self.redact)
 
