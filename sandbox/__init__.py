@@ -17,6 +17,7 @@ from sandbox.replicate import ReplicateEmulator
 from sandbox.runway import RunwayEmulator
 from sandbox.skillsvideo import SkillsVideoEmulator
 from sandbox.tensorpix import TensorPixEmulator
+from sandbox.veo import VeoEmulator
 from tools.clock import Clock
 
 EMULATORS: dict[str, type[Emulator]] = {
@@ -27,6 +28,7 @@ EMULATORS: dict[str, type[Emulator]] = {
     RunwayEmulator.id: RunwayEmulator,
     SkillsVideoEmulator.id: SkillsVideoEmulator,
     TensorPixEmulator.id: TensorPixEmulator,
+    VeoEmulator.id: VeoEmulator,
 }
 
 # A host that can never resolve: in-process use routes it to the ASGI app, never to the network.

@@ -55,6 +55,11 @@ class Output(_Model):
     expires_at: str | None = Field(
         default=None, description="ISO-8601 UTC time after which the URL stops working, where it can be read."
     )
+    requires_auth: bool | None = Field(
+        default=None,
+        description="True where fetching the URL needs the provider's credentials, which the URL never carries: "
+        "use download_generation_outputs to fetch it.",
+    )
 
 
 class JobError(_Model):

@@ -12,6 +12,7 @@ from tools.providers.replicate import Replicate
 from tools.providers.runway import Runway
 from tools.providers.skillsvideo import SkillsVideo
 from tools.providers.tensorpix import TensorPix
+from tools.providers.veo import Veo
 from tools.redact import Redactor
 
 ADAPTERS: dict[str, type[Adapter]] = {
@@ -22,6 +23,7 @@ ADAPTERS: dict[str, type[Adapter]] = {
     Runway.id: Runway,
     SkillsVideo.id: SkillsVideo,
     TensorPix.id: TensorPix,
+    Veo.id: Veo,
 }
 
 
