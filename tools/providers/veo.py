@@ -160,7 +160,7 @@ class Veo(KeyedAdapter):
                 f"The task id {self.redact(task_id)[:64]!r} is not a Gemini API operation name. Pass the `name` the "
                 f"generate call returned, whole (e.g. {self.example_task_id}): {_DESCRIBED}."
             )
-        return check_task_id(task_id, OPERATION_NAME, _DESCRIBED, self.redact)
+        return check_task_id(task_id, OPERATION_NAME, _DESCRIBED)
 
     def build_request(self, client: httpx.AsyncClient, task_id: str) -> httpx.Request:
         _, model, _, operation = task_id.split("/")
