@@ -1,5 +1,8 @@
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import pytest
 
 from server.settings import Settings, SettingsError
@@ -80,3 +83,13 @@ def test_a_password_may_hold_accented_letters_but_no_invisible_ones() -> None:
     Settings.from_env({"FLEXSTACK_USERNAME": "me", "FLEXSTACK_PASSWORD": "pässwörd!"})
     with pytest.raises(SettingsError, match="FLEXSTACK_PASSWORD"):
         Settings.from_env({"FLEXSTACK_USERNAME": "me", "FLEXSTACK_PASSWORD": "pass\u200bword"})
+
+
+def test_the_example_mcp_json_offers_a_placeholder_for_every_providers_key_and_they_all_count_as_unset() -> None:
+    env = json.loads((Path(__file__).resolve().parent.parent / "mcp.json").read_text())["mcpServers"]["genresult"][
+        "env"
+    ]
+    for adapter in adapters_from_env(env, Redactor()).values():
+        # Flexstack's key stands for its username and password too: one of a provider's variables is enough.
+        assert set(adapter.credential_envs) & set(env), adapter.id
+        assert not adapter.configured, adapter.id
