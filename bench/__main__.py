@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
-from bench import coldstart, compactness, concurrency, overhead, pollsim
+from bench import coldstart, compactness, concurrency, overhead, pollsim, toollist
 from bench.report import Detail, Row, render_detail, render_rows
 
 
@@ -92,6 +92,7 @@ def run(*, quick: bool, loaded: bool) -> int:
         return compactness.rows(pairs)
 
     step("compactness", sizes)
+    step("tool list", toollist.rows)
 
     print(render_rows(rows))
     for row in rows:

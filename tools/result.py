@@ -23,6 +23,8 @@ def _compact_schema(schema: dict[str, Any]) -> None:
     it into the model's context. Titles only restate field names; and since a field without a value is left
     out of every answer, never sent as null, an optional field's schema is its value's alone."""
     schema.pop("title", None)
+    # A model's docstring is for the code; what a field means is in its own description.
+    schema.pop("description", None)
     for field in schema.get("properties", {}).values():
         field.pop("title", None)
         variants = field.get("anyOf")
@@ -42,8 +44,8 @@ class _Model(BaseModel):
 class Output(_Model):
     """One generated file."""
 
-    url: str = Field(description="Where to download the file. Pre-signed URLs may expire: see expires_at.")
-    kind: OutputKind = Field(description="video, image, audio or file.")
+    url: str = Field(description="Pre-signed URLs expire: see expires_at.")
+    kind: OutputKind
     mime_type: str | None = None
     width: int | None = None
     height: int | None = None
@@ -52,13 +54,9 @@ class Output(_Model):
     duration_s: float | None = None
     size_bytes: int | None = None
     thumbnail_url: str | None = None
-    expires_at: str | None = Field(
-        default=None, description="ISO-8601 UTC time after which the URL stops working, where it can be read."
-    )
+    expires_at: str | None = Field(default=None, description="UTC time the URL stops working.")
     requires_auth: bool | None = Field(
-        default=None,
-        description="True where fetching the URL needs the provider's credentials, which the URL never carries: "
-        "use download_generation_outputs to fetch it.",
+        default=None, description="Fetching needs the provider's key: use download_generation_outputs."
     )
 
 
@@ -91,25 +89,22 @@ class JobState(_Model):
 class GenerationResult(_Model):
     """The state of one generation job at one provider."""
 
-    provider: str = Field(description="Provider id, as given.")
-    task_id: str = Field(description="Task id, as given.")
-    status: Status = Field(description="queued, running, succeeded, failed or canceled.")
-    done: bool = Field(description="True once the job is succeeded, failed or canceled: no need to check again.")
-    provider_status: str = Field(description="The provider's own status word, untouched.")
-    progress: float | None = Field(default=None, description="Percent 0..100, where the provider says it.")
-    eta_s: float | None = Field(default=None, description="Seconds to completion, where the provider says it.")
-    outputs: list[Output] = Field(default_factory=list, description="Generated files; empty until succeeded.")
-    error: JobError | None = Field(default=None, description="Why the job failed or was canceled.")
+    # Field descriptions are kept to what a name cannot say: the schema goes out with every tool list.
+    provider: str
+    task_id: str
+    status: Status
+    done: bool = Field(description="True once succeeded, failed or canceled.")
+    provider_status: str = Field(description="The provider's own word.")
+    progress: float | None = Field(default=None, description="Percent, where known.")
+    eta_s: float | None = Field(default=None, description="Seconds left, where known.")
+    outputs: list[Output] = Field(default_factory=list, description="Empty until succeeded.")
+    error: JobError | None = Field(default=None, description="Why it failed or was canceled.")
     cost: Cost | None = None
-    checked_at: str = Field(description="ISO-8601 UTC time this state was read from the provider.")
-    elapsed_s: float | None = Field(default=None, description="wait_for_generation only: seconds waited.")
-    polls: int | None = Field(default=None, description="wait_for_generation only: provider checks made.")
-    timed_out: bool | None = Field(
-        default=None,
-        description="wait_for_generation only: true when time ran out before the job was done. "
-        "Not an error: call wait_for_generation again with the same task_id to keep waiting.",
-    )
-    note: str | None = Field(default=None, description="Anything the caller should know about how the answer was made.")
+    checked_at: str = Field(description="UTC time this was read.")
+    elapsed_s: float | None = Field(default=None, description="Waits: seconds waited.")
+    polls: int | None = Field(default=None, description="Waits: provider requests.")
+    timed_out: bool | None = Field(default=None, description="Waits: time ran out; call again to keep waiting.")
+    note: str | None = Field(default=None, description="What to know about this answer.")
 
     @field_serializer("progress", "eta_s")
     def _whole_numbers_without_a_fraction(self, value: float | None) -> float | int | None:
