@@ -15,7 +15,7 @@ from mcp.server.mcpserver import MCPServer
 from server import __version__
 from server.settings import Settings
 from tools.clock import Clock
-from tools.mcp_tools import GenResultServer, register_tools
+from tools.mcp_tools import GenResultServer, register_many_tool, register_tools
 from tools.polling import PollPolicy
 from tools.providers import ADAPTERS, adapters_from_env
 from tools.redact import RedactingFilter, Redactor
@@ -99,6 +99,7 @@ def build_server(
         log_level=cast(LogLevel, settings.log_level),
     )
     register_tools(mcp, default_wait_s=settings.default_wait_s)
+    register_many_tool(mcp, default_wait_s=settings.default_wait_s)
     return mcp
 
 

@@ -84,6 +84,11 @@ def _parser() -> argparse.ArgumentParser:
     )
     wait.add_argument("--interval", type=float, default=None, metavar="S", help="fixed seconds between checks")
 
+    many = commands.add_parser("wait-many", parents=[sandbox_flag], help="wait for several jobs; JSON on stdout")
+    many.add_argument("jobs", nargs="+", metavar="PROVIDER:TASK_ID", help="a job, e.g. replicate:gm3qorzdhgbf...")
+    many.add_argument("--any", action="store_true", help="return when the first job is done, not all")
+    many.add_argument("--timeout", type=float, default=None, metavar="S", help="longest wait in seconds, for all")
+
     sandbox = commands.add_parser("sandbox", help="run the provider emulators on loopback")
     sandbox.add_argument("--host", default="127.0.0.1")
     sandbox.add_argument("--port", type=int, default=8765)
@@ -108,6 +113,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _serve(args, settings, redactor)
         if command in ("get", "wait"):
             return anyio.run(_check, args, settings, redactor)
+        if command == "wait-many":
+            return anyio.run(_wait_many, args, settings, redactor)
         if command == "sandbox":
             return _run_sandbox(args.host, args.port, settings.sandbox_pace)
         if command == "demo":
@@ -191,6 +198,45 @@ async def _check(args: argparse.Namespace, settings: Settings, redactor: Redacto
             return EXIT_ERROR
     sys.stdout.write(result.compact_json() + "\n")
     return _exit_code(result)
+
+
+async def _wait_many(args: argparse.Namespace, settings: Settings, redactor: Redactor) -> int:
+    """Exit 0 when every job succeeded, 1 when any failed or was canceled (or could not be checked), 2 when
+    time ran out first, 3 on an error of the call itself."""
+    jobs = []
+    for job in args.jobs:
+        provider, colon, task_id = job.partition(":")
+        if not colon or not provider or not task_id:
+            sys.stderr.write(
+                f"genresult-mcp: a job is PROVIDER:TASK_ID, such as skillsvideo:gen_123 (got {len(job)} characters)\n"
+            )
+            return EXIT_ERROR
+        jobs.append((provider, task_id))
+    transport: httpx.AsyncBaseTransport | None = None
+    if args.sandbox:
+        settings, transport = _sandboxed(settings)
+
+    async def report(progress: float, total: float | None, message: str) -> None:
+        sys.stderr.write(f"{message}\n")
+
+    timeout = settings.default_wait_s if args.timeout is None else args.timeout
+    async with open_service(settings, redactor, transport=transport) as service:
+        try:
+            answer = await service.wait_many(jobs, "any" if args.any else "all", timeout, report)
+        except GenResultError as exc:
+            sys.stderr.write(f"genresult-mcp: {redactor(str(exc))}\n")
+            return EXIT_ERROR
+    sys.stdout.write(answer.compact_json() + "\n")
+    results = answer.results
+    if any(not isinstance(r, GenerationResult) or r.status in ("failed", "canceled") for r in results):
+        return EXIT_FAILED
+    if answer.timed_out:
+        return EXIT_TIMED_OUT
+    return (
+        EXIT_SUCCEEDED
+        if all(isinstance(r, GenerationResult) and r.status == "succeeded" for r in results)
+        else EXIT_TIMED_OUT
+    )
 
 
 def _exit_code(result: GenerationResult) -> int:

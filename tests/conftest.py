@@ -32,6 +32,10 @@ settings.register_profile("explore", derandomize=False)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "deterministic"))
 
 
+# Every tool the server offers (DESIGN.md §2).
+TOOL_NAMES = frozenset({"get_generation_result", "wait_for_generation", "wait_for_generations"})
+
+
 @pytest.fixture
 def anyio_backend() -> str:
     return "asyncio"

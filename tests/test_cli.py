@@ -8,7 +8,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from server.cli import EXIT_ERROR, EXIT_SUCCEEDED, main
+from server.cli import EXIT_ERROR, EXIT_FAILED, EXIT_SUCCEEDED, EXIT_TIMED_OUT, main
+from tools.providers import ADAPTERS
 
 
 @pytest.fixture(autouse=True)
@@ -24,9 +25,10 @@ def own_logging() -> Iterator[None]:
 @pytest.fixture(autouse=True)
 def no_provider_settings(monkeypatch: pytest.MonkeyPatch) -> None:
     # The CLI reads the process environment; a developer's own keys must not change what these tests see.
-    for name in ("FLEXSTACK", "MODELSLAB", "TENSORPIX", "SKILLSVIDEO"):
-        for suffix in ("API_KEY", "BASE_URL", "USERNAME", "PASSWORD", "ENDPOINT"):
-            monkeypatch.delenv(f"{name}_{suffix}", raising=False)
+    for adapter in ADAPTERS.values():
+        for name in (*adapter.credential_envs, adapter.base_url_env):
+            monkeypatch.delenv(name, raising=False)
+    monkeypatch.delenv("MODELSLAB_ENDPOINT", raising=False)
 
 
 @pytest.mark.parametrize(
@@ -56,3 +58,26 @@ def test_a_key_pasted_as_the_task_id_is_not_printed_back(
     captured = capsys.readouterr()
     assert "invalid_task_id" in captured.err
     assert key not in captured.err + captured.out
+
+
+def test_wait_many_exits_1_when_a_job_failed_and_prints_every_result_in_order(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("GENRESULT_SANDBOX_PACE", "0.02")
+    jobs = [
+        "skillsvideo:gen_ok",
+        "replicate:fail00000000000000000000007",
+        "fal:fal-ai/x/requests/5a4d0000-0000-0000-0000-000000000007",
+    ]
+    assert main(["wait-many", *jobs, "--timeout", "20", "--sandbox"]) == EXIT_FAILED
+    answer = json.loads(capsys.readouterr().out)
+    assert [r["status"] for r in answer["results"]] == ["succeeded", "failed", "succeeded"]
+
+
+def test_wait_many_exits_2_when_time_runs_out_and_3_for_a_job_that_is_not_provider_colon_id(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("GENRESULT_SANDBOX_PACE", "100")
+    assert main(["wait-many", "skillsvideo:gen_slow", "--timeout", "0.3", "--sandbox"]) == EXIT_TIMED_OUT
+    assert json.loads(capsys.readouterr().out)["timed_out"] is True
+    assert main(["wait-many", "gen_slow", "--sandbox"]) == EXIT_ERROR

@@ -25,6 +25,7 @@ import httpx
 from mcp import Client, StdioServerParameters
 
 from sandbox import EMULATORS, Sandbox, Timeline
+from tests.conftest import TOOL_NAMES
 from tests.hardening.loopback import serving
 from tests.providers.kit import kit
 from tools.clock import SystemClock
@@ -116,7 +117,7 @@ async def test_the_console_script_serves_every_provider_over_real_stdio_in_sandb
     with anyio.fail_after(45):
         async with Client(params) as client:
             names = {tool.name for tool in (await client.list_tools()).tools}
-            assert names == {"get_generation_result", "wait_for_generation"}
+            assert names == TOOL_NAMES
             for provider, task_id in SANDBOX_IDS.items():
                 reply = await client.call_tool("get_generation_result", {"provider": provider, "task_id": task_id})
                 assert not reply.is_error, reply.content
@@ -141,7 +142,7 @@ async def test_mcp_json_launches_the_installed_server_as_a_client_would() -> Non
         async with Client(params) as client:
             names = {tool.name for tool in (await client.list_tools()).tools}
             reply = await client.call_tool("get_generation_result", {"provider": "nope", "task_id": "1"})
-    assert names == {"get_generation_result", "wait_for_generation"}
+    assert names == TOOL_NAMES
     assert reply.is_error and "unknown_provider" in reply.content[0].text  # type: ignore[union-attr]
 
 
@@ -158,7 +159,7 @@ async def test_mcp_json_in_sandbox_mode_follows_a_job_at_every_provider_to_its_r
             async with anyio.create_task_group() as group:
                 for provider, task_id in fresh.items():
                     group.start_soon(waits.wait, provider, task_id, JOB_TIMEOUT_S)
-    assert names == {"get_generation_result", "wait_for_generation"}
+    assert names == TOOL_NAMES
     for provider, task_id in fresh.items():
         result = waits.results[task_id]
         assert (result.provider, result.task_id) == (provider, task_id)

@@ -10,7 +10,7 @@ from mcp import Client
 from mcp.types import CallToolResult
 
 from sandbox import Sandbox, Timeline
-from tests.conftest import Connect, ServerFactory
+from tests.conftest import TOOL_NAMES, Connect, ServerFactory
 from tools.providers import ADAPTERS
 from tools.result import GenerationResult
 
@@ -20,11 +20,11 @@ def text_of(reply: CallToolResult) -> str:
     return reply.content[0].text
 
 
-async def test_both_tools_are_listed_read_only_idempotent_open_world_with_the_result_schema(connect: Connect) -> None:
+async def test_the_tools_are_listed_read_only_idempotent_open_world_with_their_result_schemas(connect: Connect) -> None:
     async with connect() as client:
         listed = {tool.name: tool for tool in (await client.list_tools()).tools}
 
-    assert set(listed) == {"get_generation_result", "wait_for_generation"}
+    assert set(listed) == TOOL_NAMES
     for tool in listed.values():
         assert tool.annotations is not None
         assert (
@@ -37,9 +37,15 @@ async def test_both_tools_are_listed_read_only_idempotent_open_world_with_the_re
             True,
         )
         assert tool.output_schema is not None
-        assert {"provider", "task_id", "status", "done", "outputs", "checked_at"} <= set(
-            tool.output_schema["required"]
-        ) | set(tool.output_schema["properties"])
+    for name in ("get_generation_result", "wait_for_generation"):
+        schema = listed[name].output_schema
+        assert schema is not None
+        assert {"provider", "task_id", "status", "done", "checked_at"} <= set(schema["required"])
+        assert "outputs" in schema["properties"]
+    many = listed["wait_for_generations"].output_schema
+    assert many is not None and {"results", "done", "pending", "elapsed_s", "polls", "timed_out"} <= set(
+        many["required"]
+    )
     wait_args = listed["wait_for_generation"].input_schema["properties"]
     assert wait_args["timeout_s"]["default"] == 50
 

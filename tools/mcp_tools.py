@@ -18,12 +18,12 @@ from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
 from mcp.types import CallToolResult, TextContent, ToolAnnotations
 from mcp.types import Tool as MCPTool
-from pydantic import BeforeValidator, Field, ValidationError
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 from pydantic_core import ErrorDetails
 
 from tools.errors import GenResultError, InvalidArgument
 from tools.providers import ADAPTERS
-from tools.result import GenerationResult
+from tools.result import GenerationResult, ManyResult
 from tools.service import GenerationService
 
 READ_ONLY = ToolAnnotations(read_only_hint=True, idempotent_hint=True, open_world_hint=True)
@@ -49,6 +49,15 @@ TaskIdArg = Annotated[
     # Some providers' ids are integers, and agents copy them as JSON numbers: accept those as the id they spell.
     Field(description="The task/job/generation id the provider returned at creation.", coerce_numbers_to_str=True),
 ]
+
+
+class JobArg(BaseModel):
+    """One job of a multi-job wait."""
+
+    model_config = ConfigDict(extra="forbid", title="job")
+
+    provider: ProviderArg
+    task_id: TaskIdArg
 
 
 class GenResultServer(MCPServer[GenerationService]):
@@ -112,7 +121,7 @@ def error_result(exc: GenResultError, redact: Callable[[str], str] = str) -> Cal
     )
 
 
-def _answer(result: GenerationResult) -> CallToolResult:
+def _answer(result: GenerationResult | ManyResult) -> CallToolResult:
     return CallToolResult(
         content=[TextContent(type="text", text=result.compact_json())],
         structured_content=result.structured(),
@@ -183,5 +192,36 @@ def register_tools(mcp: MCPServer[GenerationService], *, default_wait_s: float) 
         try:
             wait_s = default_wait_s if timeout_s is None else timeout_s
             return _answer(await service.wait(provider, task_id, wait_s, poll_interval_s, report))
+        except GenResultError as exc:
+            return error_result(exc, service.redact)
+
+
+def register_many_tool(mcp: MCPServer[GenerationService], *, default_wait_s: float) -> None:
+    @mcp.tool(annotations=READ_ONLY, title="Wait for generations")
+    @_described
+    async def wait_for_generations(
+        jobs: Annotated[list[JobArg], Field(description="1 to 50 jobs, at any mix of providers.")],
+        ctx: Context[GenerationService, Any],
+        until: Annotated[str | None, Field(description='"all" (default): every job done; "any": the first.')] = "all",
+        timeout_s: Annotated[
+            Seconds | None,
+            Field(description=f"Longest wait in seconds for them all (null: {default_wait_s:g}); as for one job."),
+        ] = default_wait_s,
+    ) -> Annotated[CallToolResult, ManyResult]:
+        """Wait on several generation jobs at once (at any providers) until all are done, or the first one.
+
+        Returns results in the order of jobs, each as get_generation_result gives it (a job that cannot be
+        checked has {provider, task_id, error} instead), plus done, pending, elapsed_s, polls and timed_out.
+        Timing out is a normal answer: call again with the pending jobs.
+        """
+
+        async def report(progress: float, total: float | None, message: str) -> None:
+            await ctx.report_progress(progress, total, message)
+
+        service = _service(ctx)
+        try:
+            wanted = [(job.provider, job.task_id) for job in jobs]
+            wait_s = default_wait_s if timeout_s is None else timeout_s
+            return _answer(await service.wait_many(wanted, until or "all", wait_s, report))
         except GenResultError as exc:
             return error_result(exc, service.redact)

@@ -141,3 +141,31 @@ class GenerationResult(_Model):
 def format_utc(moment: datetime) -> str:
     """`2026-11-22T10:00:03Z`: second precision is what an agent needs, and it keeps the answer short."""
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+class JobSlotError(_Model):
+    """A job of a multi-job wait that could not be checked (unknown provider, bad id, not found, ...)."""
+
+    provider: str
+    task_id: str
+    error: JobError
+
+
+class ManyResult(_Model):
+    """What `wait_for_generations` answers: one slot per job, in the order given."""
+
+    results: list[GenerationResult | JobSlotError] = Field(
+        description="Per job, in order: a result as get_generation_result gives, or {provider, task_id, error}."
+    )
+    done: int = Field(description="Jobs done (an error slot counts as done).")
+    pending: int
+    elapsed_s: float
+    polls: int = Field(description="Provider requests, all jobs.")
+    timed_out: bool = Field(description="Time ran out first; call again with the pending jobs to keep waiting.")
+    note: str | None = None
+
+    def compact_json(self) -> str:
+        return self.model_dump_json(exclude_none=True)
+
+    def structured(self) -> dict[str, object]:
+        return self.model_dump(mode="json", exclude_none=True)

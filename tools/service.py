@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from urllib.parse import urlsplit
@@ -13,11 +13,11 @@ import anyio
 import httpx
 
 from tools.clock import Clock, SystemClock
-from tools.errors import InvalidArgument, ProviderProtocolError, ProviderUnavailable, UnknownProvider
+from tools.errors import GenResultError, InvalidArgument, ProviderProtocolError, ProviderUnavailable, UnknownProvider
 from tools.polling import PollPolicy, ProgressReporter, WaitMemory, wait_until_done
 from tools.providers.base import Adapter, Reply, RequestBuilder, Then
 from tools.redact import Redactor
-from tools.result import Cost, GenerationResult, JobError, JobState, Output
+from tools.result import Cost, GenerationResult, JobError, JobSlotError, JobState, ManyResult, Output
 from tools.safety import MAX_CODE, MAX_MESSAGE, MAX_NOTE, MAX_OUTPUTS, MAX_WORD, clean_text, safe_url
 from tools.wire import MAX_BODY_BYTES, BodyTooLarge, bounded
 
@@ -39,6 +39,9 @@ MAX_REQUESTS_PER_READ = 4
 
 # No provider id is longer; a longer one is unknown without being looked at.
 MAX_PROVIDER_ID_LEN = 64
+
+# The most jobs one multi-job wait takes (DESIGN.md §2).
+MAX_JOBS = 50
 
 
 @dataclass
@@ -143,6 +146,7 @@ class GenerationService:
         timeout_s: float = DEFAULT_WAIT_S,
         poll_interval_s: float | None = None,
         report: ProgressReporter | None = None,
+        stop: anyio.Event | None = None,
     ) -> GenerationResult:
         """Check until the job is done or `timeout_s` passes; running out of time is an answer, not an error.
 
@@ -176,6 +180,7 @@ class GenerationService:
             report=report,
             memory=self.memory,
             key=(adapter.id, wire_id),
+            stop=stop,
         )
         if outcome.note:
             notes.append(outcome.note)
@@ -188,6 +193,74 @@ class GenerationService:
                 "timed_out": outcome.timed_out,
                 "note": " ".join(filter(None, [result.note, *notes])) or None,
             }
+        )
+
+    async def wait_many(
+        self,
+        jobs: Sequence[tuple[str, str]],
+        until: str = "all",
+        timeout_s: float = DEFAULT_WAIT_S,
+        report: ProgressReporter | None = None,
+    ) -> ManyResult:
+        """Wait on several jobs at once, at any mix of providers, under one deadline: until all are done, or
+        (`until="any"`) the first one is. Each job keeps its own pace and its provider's request limits; one
+        that cannot be checked gets its error in its slot and does not end the others."""
+        if not 1 <= len(jobs) <= MAX_JOBS:
+            raise InvalidArgument(f"jobs must list 1 to {MAX_JOBS} {{provider, task_id}} pairs; got {len(jobs)}.")
+        if until not in ("all", "any"):
+            raise InvalidArgument('until must be "all" (every job done) or "any" (the first one done).')
+        timeout_s, note = self.bound_timeout(timeout_s)
+        start = self.clock.monotonic()
+        slots: list[GenerationResult | JobSlotError | None] = [None] * len(jobs)
+        states: dict[int, str] = dict.fromkeys(range(len(jobs)), "waiting")
+        stop = anyio.Event()
+        sent = [0.0]
+
+        async def tell() -> None:
+            if report is None:
+                return
+            waited = self.clock.monotonic() - start
+            finished = sum(1 for slot in slots if slot is not None)
+            # Rising with every report, below the total until the last.
+            progress = min(timeout_s * 0.999, max(waited, sent[0] + timeout_s * 1e-4))
+            sent[0] = progress
+            slowest = next((f"{jobs[i][0]} {states[i]}" for i, slot in enumerate(slots) if slot is None), "")
+            waiting = f"; still waiting: {slowest}" if slowest else ""
+            await report(progress, timeout_s, f"{finished} of {len(jobs)} done{waiting}; waited {waited:.0f}s")
+
+        async def follow(index: int, provider: str, task_id: str) -> None:
+            async def heard(progress: float, total: float | None, message: str) -> None:
+                states[index] = message.split(";", 1)[0]
+                await tell()
+
+            try:
+                result = await self.wait(provider, task_id, timeout_s, None, heard, stop)
+            except GenResultError as exc:
+                slots[index] = JobSlotError(
+                    provider=provider, task_id=task_id, error=JobError(code=exc.code, message=self.redact(exc.message))
+                )
+                await tell()
+                return
+            slots[index] = result
+            if until == "any" and result.done:
+                stop.set()
+
+        async with anyio.create_task_group() as group:
+            for index, (provider, task_id) in enumerate(jobs):
+                group.start_soon(follow, index, provider, task_id)
+        results = [slot for slot in slots if slot is not None]
+        finished = sum(1 for slot in results if isinstance(slot, JobSlotError) or slot.done)
+        pending = len(jobs) - finished
+        if report is not None:
+            await report(timeout_s, timeout_s, f"{finished} of {len(jobs)} done")
+        return ManyResult(
+            results=results,
+            done=finished,
+            pending=pending,
+            elapsed_s=round(self.clock.monotonic() - start, 1),
+            polls=sum(slot.polls or 0 for slot in results if isinstance(slot, GenerationResult)),
+            timed_out=pending > 0 and (until == "all" or finished == 0),
+            note=note,
         )
 
     def bound_timeout(self, timeout_s: float) -> tuple[float, str | None]:
