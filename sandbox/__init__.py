@@ -12,8 +12,10 @@ from starlette.routing import Mount
 from sandbox.core import Emulator, Fault, Job, JobView, Timeline
 from sandbox.flexstack import FlexstackEmulator
 from sandbox.modelslab import ModelsLabEmulator
+from sandbox.seedance import SeedanceEmulator
 from sandbox.skillsvideo import SkillsVideoEmulator
 from sandbox.tensorpix import TensorPixEmulator
+from sandbox.wan import WanEmulator
 from tools.clock import Clock
 
 EMULATORS: dict[str, type[Emulator]] = {
@@ -21,6 +23,8 @@ EMULATORS: dict[str, type[Emulator]] = {
     ModelsLabEmulator.id: ModelsLabEmulator,
     SkillsVideoEmulator.id: SkillsVideoEmulator,
     TensorPixEmulator.id: TensorPixEmulator,
+    SeedanceEmulator.id: SeedanceEmulator,
+    WanEmulator.id: WanEmulator,
 }
 
 # A host that can never resolve: in-process use routes it to the ASGI app, never to the network.
