@@ -328,6 +328,7 @@ def declared_class(declaration: Declaration) -> type[DeclaredAdapter]:
         "example_task_id": declaration.text("example_task_id"),
         "account_page": declaration.text("account_page", default=""),
         "declaration": declaration,
+        "__module__": __name__,
     }
     return type(f"Declared_{declaration.table.replace('-', '_')}", (DeclaredAdapter,), attributes)
 
