@@ -118,7 +118,10 @@ def test_a_succeeded_task_gives_its_video_duration_and_tokens() -> None:
 
 
 def test_a_last_frame_asked_for_at_creation_is_a_second_output_an_image() -> None:
-    body = {**SUCCEEDED, "content": {"video_url": VIDEO, "last_frame_url": "https://tos.example/last.png?X-Tos-Expires=1"}}
+    body = {
+        **SUCCEEDED,
+        "content": {"video_url": VIDEO, "last_frame_url": "https://tos.example/last.png?X-Tos-Expires=1"},
+    }
     assert [(o.kind, o.mime_type) for o in parse(body).outputs] == [("video", "video/mp4"), ("image", "image/png")]
 
 
@@ -204,7 +207,10 @@ async def test_a_task_is_seen_queued_then_succeeded_with_its_video(
         ("succeeded", "succeeded"),
     ]
     (video,) = seen[-1].outputs
-    assert video.url.startswith(f"{IN_PROCESS_ROOT}/seedance/files/{TASK}/video.mp4?") and "X-Tos-Expires=86400" in video.url
+    assert (
+        video.url.startswith(f"{IN_PROCESS_ROOT}/seedance/files/{TASK}/video.mp4?")
+        and "X-Tos-Expires=86400" in video.url
+    )
     assert seen[-1].cost is not None and seen[-1].cost.unit == "tokens"
     assert {r.path for r in seedance.requests} == {f"/seedance/api/v3/contents/generations/tasks/{TASK}"}
     assert {r.headers["authorization"] for r in seedance.requests} == {f"Bearer {seedance.api_key}"}
@@ -215,7 +221,9 @@ async def test_a_wait_rides_out_a_rate_limit_and_ends_failed_in_the_providers_wo
 ) -> None:
     sandbox["seedance"].add_job(TASK, Timeline(queued_s=1, running_s=3, outcome="failed"), [Fault.rate_limited(2)])
     async with connect() as client:
-        reply = await client.call_tool("wait_for_generation", {"provider": "seedance", "task_id": TASK, "timeout_s": 60})
+        reply = await client.call_tool(
+            "wait_for_generation", {"provider": "seedance", "task_id": TASK, "timeout_s": 60}
+        )
     result = GenerationResult.model_validate(reply.structured_content)
     assert (result.status, result.timed_out) == ("failed", False)
     assert result.error is not None and result.error.code == "OutputVideoSensitiveContentDetected"
