@@ -15,9 +15,11 @@ from sandbox.flexstack import FlexstackEmulator
 from sandbox.modelslab import ModelsLabEmulator
 from sandbox.replicate import ReplicateEmulator
 from sandbox.runway import RunwayEmulator
+from sandbox.seedance import SeedanceEmulator
 from sandbox.skillsvideo import SkillsVideoEmulator
 from sandbox.tensorpix import TensorPixEmulator
 from sandbox.veo import VeoEmulator
+from sandbox.wan import WanEmulator
 from tools.clock import Clock
 
 EMULATORS: dict[str, type[Emulator]] = {
@@ -28,7 +30,9 @@ EMULATORS: dict[str, type[Emulator]] = {
     RunwayEmulator.id: RunwayEmulator,
     SkillsVideoEmulator.id: SkillsVideoEmulator,
     TensorPixEmulator.id: TensorPixEmulator,
+    SeedanceEmulator.id: SeedanceEmulator,
     VeoEmulator.id: VeoEmulator,
+    WanEmulator.id: WanEmulator,
 }
 
 # A host that can never resolve: in-process use routes it to the ASGI app, never to the network.

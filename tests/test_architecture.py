@@ -35,9 +35,13 @@ def test_lower_layers_never_import_higher_ones(package: str, forbidden: set[str]
 def test_every_registered_provider_has_an_emulator_and_a_module_of_its_own() -> None:
     from sandbox import EMULATORS
     from tools.providers import ADAPTERS
+    from tools.providers.declared import DeclaredAdapter
 
     assert set(ADAPTERS) == set(EMULATORS)
-    modules = {cls.__module__ for cls in ADAPTERS.values()}
+    # A declared provider's module is its declaration file.
+    modules = {
+        cls.declaration.source if issubclass(cls, DeclaredAdapter) else cls.__module__ for cls in ADAPTERS.values()
+    }
     assert len(modules) == len(ADAPTERS)
 
 

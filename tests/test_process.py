@@ -24,7 +24,7 @@ import anyio
 import httpx
 from mcp import Client, StdioServerParameters
 
-from sandbox import EMULATORS, Sandbox, Timeline
+from sandbox import EMULATORS, IN_PROCESS_ROOT, Sandbox, Timeline
 from tests.conftest import TOOL_NAMES
 from tests.hardening.loopback import serving
 from tests.providers.kit import kit
@@ -102,8 +102,9 @@ def assert_timed_out_in_time(result: GenerationResult, timeout_s: float, progres
 
 def assert_succeeded(result: GenerationResult, progress: list[float]) -> None:
     assert (result.status, result.done, result.timed_out) == ("succeeded", True, False)
-    # https, or plain http where the sandbox serves the files itself.
-    assert result.outputs and all(output.url.startswith(("https://", "http://")) for output in result.outputs)
+    # A provider CDN's https URL, or the sandbox's own file route (`Emulator.file_url`), where downloads reach.
+    served = ("https://", f"{IN_PROCESS_ROOT}/{result.provider}/files/", "http://127.0.0.1:")
+    assert result.outputs and all(output.url.startswith(served) for output in result.outputs)
     assert result.elapsed_s is not None and JOB_S - 0.5 <= result.elapsed_s < JOB_TIMEOUT_S
     assert result.provider in REPORTS_COST or result.cost is None
     if result.provider in REPORTS_COST:
