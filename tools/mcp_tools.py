@@ -1,4 +1,4 @@
-"""The two MCP tools. Each validates, calls the service, and returns the result model; nothing more.
+"""The MCP tools. Each validates, calls the service, and returns the result model; nothing more.
 
 The result goes out twice, as the SDK's structured content (checked against the declared output schema)
 and as one line of compact JSON text for clients that show only text. Errors become `isError` results
@@ -7,11 +7,12 @@ whose text starts with the stable code.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated, Any
 
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
-from mcp.types import CallToolResult, TextContent, ToolAnnotations
+from mcp.types import CallToolResult, ContentBlock, ResourceLink, TextContent, ToolAnnotations
 from pydantic import Field
 
 from tools.errors import GenResultError
@@ -20,6 +21,8 @@ from tools.result import GenerationResult
 from tools.service import DEFAULT_WAIT_S, GenerationService
 
 READ_ONLY = ToolAnnotations(read_only_hint=True, idempotent_hint=True, open_world_hint=True)
+# It writes files on the server's disk, never over one it did not make whole: idempotent, not destructive.
+WRITES_FILES = ToolAnnotations(read_only_hint=False, idempotent_hint=True, destructive_hint=False, open_world_hint=True)
 
 # No length limit here: an over-long id gets the service's own unknown_provider answer, which lists the
 # known ids, rather than the SDK's validation text.
@@ -31,11 +34,28 @@ TaskIdArg = Annotated[
 ]
 
 
-def _answer(result: GenerationResult) -> CallToolResult:
-    return CallToolResult(
-        content=[TextContent(type="text", text=result.compact_json())],
-        structured_content=result.structured(),
-    )
+def _answer(result: GenerationResult, links: list[ResourceLink] | None = None) -> CallToolResult:
+    content: list[ContentBlock] = [TextContent(type="text", text=result.compact_json()), *(links or [])]
+    return CallToolResult(content=content, structured_content=result.structured())
+
+
+def _resource_links(result: GenerationResult) -> list[ResourceLink]:
+    """One link per saved file, so a client can open it without reading the JSON."""
+    links = []
+    for output in result.outputs:
+        if output.path is None:
+            continue
+        path = Path(output.path)
+        links.append(
+            ResourceLink(
+                type="resource_link",
+                uri=path.as_uri(),
+                name=path.name,
+                mime_type=output.mime_type,
+                size=output.size_bytes,
+            )
+        )
+    return links
 
 
 def _service(ctx: Context[GenerationService, Any]) -> GenerationService:
@@ -97,3 +117,33 @@ def register_tools(mcp: MCPServer[GenerationService]) -> None:
             return _answer(await service.wait(provider, task_id, timeout_s, poll_interval_s, report))
         except GenResultError as exc:
             raise _tool_error(service, exc) from None
+
+    @mcp.tool(annotations=WRITES_FILES, title="Download generation outputs")
+    async def download_generation_outputs(
+        provider: ProviderArg,
+        task_id: TaskIdArg,
+        ctx: Context[GenerationService, Any],
+        index: Annotated[
+            int | None,
+            Field(description="Only this output (its position in outputs, from 0); null saves every output."),
+        ] = None,
+    ) -> Annotated[CallToolResult, GenerationResult]:
+        """Save a succeeded job's files (all outputs, or outputs[index]) on this server's disk, before the
+        provider's URLs expire.
+
+        Checks the job once, as get_generation_result. A job that has not succeeded is answered as its result,
+        with a note that nothing was downloaded (call wait_for_generation first). Otherwise each file goes to
+        GENRESULT_DOWNLOAD_DIR/{provider}/{task}/{file}, and the result carries path, sha256 and size_bytes on
+        every saved output, plus one resource link per file. Calling again is cheap: files already saved whole
+        are not fetched again. Sends progress notifications (bytes) while it downloads.
+        """
+
+        async def report(progress: float, total: float | None, message: str) -> None:
+            await ctx.report_progress(progress, total, message)
+
+        service = _service(ctx)
+        try:
+            result = await service.downloads.download(provider, task_id, index, report)
+        except GenResultError as exc:
+            raise _tool_error(service, exc) from None
+        return _answer(result, _resource_links(result))

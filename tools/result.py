@@ -38,6 +38,10 @@ class Output(_Model):
     expires_at: str | None = Field(
         default=None, description="ISO-8601 UTC time after which the URL stops working, where it can be read."
     )
+    path: str | None = Field(
+        default=None, description="download_generation_outputs only: the absolute path of the saved file."
+    )
+    sha256: str | None = Field(default=None, description="download_generation_outputs only: the saved file's SHA-256.")
 
 
 class JobError(_Model):
