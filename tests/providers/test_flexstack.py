@@ -696,7 +696,10 @@ async def test_a_wait_rides_out_a_rate_limit_and_a_server_error(connect: Connect
             )
 
     result = answer(reply)
-    assert (result.status, result.outputs[0].url) == ("succeeded", "http://sandbox.genresult.invalid/flexstack/files/videos/vid-1.mp4")
+    assert (result.status, result.outputs[0].url) == (
+        "succeeded",
+        "http://sandbox.genresult.invalid/flexstack/files/videos/vid-1.mp4",
+    )
     assert result.polls is not None and result.polls >= 3
 
 
