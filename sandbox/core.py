@@ -374,6 +374,12 @@ class Emulator(ABC):
             raise ValueError(f"{cls.id} jobs cannot end {outcome}")
         return f"job-{n}" + {"succeeded": "", "failed": "-fail", "canceled": "-cancel"}[outcome]
 
+    @classmethod
+    def finished_id(cls, n: int) -> str:
+        """The `n`th id of the provider's own form that the sandbox, seeing it first, turns into a job already
+        succeeded (see `finished_at_start`): what a one-shot `download` in sandbox mode can save at once."""
+        return f"job-done-{n}"
+
     def file_url(self, request: Request, name: str, **query: str) -> str:
         """Where this emulator serves a generated file (`name`, e.g. `{task}/clip.mp4`): on its own host and
         under its own root, so that sandbox downloads reach it, with `query` (a signature, an expiry)."""

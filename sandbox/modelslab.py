@@ -63,6 +63,10 @@ class ModelsLabEmulator(Emulator):
     def outcome_for(self, task_id: str) -> Outcome:
         return "failed" if task_id.endswith("4") else "succeeded"
 
+    @classmethod
+    def finished_id(cls, n: int) -> str:
+        return str(100 * (30_000 + n))
+
     def finished_at_start(self, task_id: str) -> bool:
         return task_id.endswith("00")
 

@@ -142,7 +142,7 @@ async def test_progress_reports_bytes_done_of_the_total(connect: Connect, sandbo
         )
     size = GenerationResult.model_validate(reply.structured_content).outputs[0].size_bytes
     assert seen and seen[-1][:2] == (size, size)
-    assert "MB" in (seen[-1][2] or "")
+    assert f"{size / 1024:.1f} KB of {size / 1024:.1f} KB" in (seen[-1][2] or "")
 
 
 async def test_a_job_that_has_not_succeeded_is_answered_with_a_note_and_nothing_saved(

@@ -18,6 +18,8 @@ from contextlib import asynccontextmanager
 from itertools import pairwise
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
+from urllib.request import url2pathname
 
 import anyio
 import httpx
@@ -96,7 +98,8 @@ def assert_timed_out_in_time(result: GenerationResult, timeout_s: float, progres
 
 def assert_succeeded(result: GenerationResult, progress: list[float]) -> None:
     assert (result.status, result.done, result.timed_out) == ("succeeded", True, False)
-    assert result.outputs and all(output.url.startswith("https://") for output in result.outputs)
+    # The emulators serve every output at their own file route, so sandbox downloads reach it.
+    assert result.outputs and all("/files/" in urlsplit(output.url).path for output in result.outputs)
     assert result.elapsed_s is not None and 7 <= result.elapsed_s < JOB_TIMEOUT_S
     assert result.provider in REPORTS_COST or result.cost is None
     if result.provider in REPORTS_COST:
@@ -110,7 +113,7 @@ async def test_the_console_script_serves_every_provider_over_real_stdio_in_sandb
     with anyio.fail_after(45):
         async with Client(params) as client:
             names = {tool.name for tool in (await client.list_tools()).tools}
-            assert names == {"get_generation_result", "wait_for_generation"}
+            assert names == {"get_generation_result", "wait_for_generation", "download_generation_outputs"}
             for provider, task_id in SANDBOX_IDS.items():
                 reply = await client.call_tool("get_generation_result", {"provider": provider, "task_id": task_id})
                 assert not reply.is_error, reply.content
@@ -135,7 +138,7 @@ async def test_mcp_json_launches_the_installed_server_as_a_client_would() -> Non
         async with Client(params) as client:
             names = {tool.name for tool in (await client.list_tools()).tools}
             reply = await client.call_tool("get_generation_result", {"provider": "nope", "task_id": "1"})
-    assert names == {"get_generation_result", "wait_for_generation"}
+    assert names == {"get_generation_result", "wait_for_generation", "download_generation_outputs"}
     assert reply.is_error and "unknown_provider" in reply.content[0].text  # type: ignore[union-attr]
 
 
@@ -152,7 +155,7 @@ async def test_mcp_json_in_sandbox_mode_follows_a_job_at_every_provider_to_its_r
             async with anyio.create_task_group() as group:
                 for provider, task_id in fresh.items():
                     group.start_soon(waits.wait, provider, task_id, JOB_TIMEOUT_S)
-    assert names == {"get_generation_result", "wait_for_generation"}
+    assert names == {"get_generation_result", "wait_for_generation", "download_generation_outputs"}
     for provider, task_id in fresh.items():
         result = waits.results[task_id]
         assert (result.provider, result.task_id) == (provider, task_id)
@@ -272,10 +275,60 @@ async def test_a_legacy_http_client_killed_mid_wait_stops_the_requests_to_the_pr
     assert all(request.path.endswith("/generation/gen_gone") for request in requests)
 
 
-def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
+def run_cli(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [console_script(), *args], env=clean_env(), capture_output=True, text=True, timeout=60, check=False
+        [console_script(), *args], env=clean_env(**env), capture_output=True, text=True, timeout=60, check=False
     )
+
+
+async def test_over_real_stdio_every_providers_download_is_linked_by_a_file_uri_that_opens(tmp_path: Path) -> None:
+    params = StdioServerParameters(
+        command=console_script(), args=["--sandbox"], env=clean_env(GENRESULT_DOWNLOAD_DIR=str(tmp_path))
+    )
+    with anyio.fail_after(45):
+        async with Client(params) as client:
+            for provider, cls in EMULATORS.items():
+                arguments = {"provider": provider, "task_id": cls.finished_id(1)}
+                reply = await client.call_tool("download_generation_outputs", arguments)
+                assert not reply.is_error, reply.content
+                result = GenerationResult.model_validate(reply.structured_content)
+                links = [block for block in reply.content if block.type == "resource_link"]
+                assert links and len(links) == len(result.outputs)
+                for output, link in zip(result.outputs, links, strict=True):
+                    opened = Path(url2pathname(urlsplit(str(link.uri)).path)).read_bytes()
+                    assert str(link.uri).startswith("file:///") and len(opened) == output.size_bytes == link.size
+                    assert Path(str(output.path)).is_relative_to(tmp_path / provider)
+
+
+def test_cli_download_saves_a_playable_file_for_a_job_at_every_provider(tmp_path: Path) -> None:
+    for provider, cls in EMULATORS.items():
+        done = run_cli("--sandbox", "download", provider, cls.finished_id(1), "--dir", str(tmp_path))
+        assert done.returncode == 0, done.stderr
+        result = GenerationResult.model_validate_json(done.stdout)
+        for output in result.outputs:
+            assert output.path is not None
+            head = Path(output.path).read_bytes()[:12]
+            assert head[4:8] == b"ftyp" or head.startswith((b"GIF8", b"\x89PNG", b"RIFF", b"ID3")), (provider, head)
+        assert "KB" in done.stderr
+
+
+def test_cli_download_exits_2_for_a_job_not_done_and_1_for_a_failed_one(tmp_path: Path) -> None:
+    running = run_cli("--sandbox", "download", "skillsvideo", "gen_cli", "--dir", str(tmp_path))
+    assert running.returncode == 2, running.stderr
+    assert "Nothing was downloaded" in (GenerationResult.model_validate_json(running.stdout).note or "")
+    failed = run_cli("--sandbox", "download", "skillsvideo", "gen_done_fail", "--dir", str(tmp_path))
+    assert failed.returncode == 1, failed.stderr
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_cli_wait_with_download_saves_what_succeeded(tmp_path: Path) -> None:
+    done = run_cli(
+        "wait", "skillsvideo", "gen_done_wait", "--download", "--sandbox", GENRESULT_DOWNLOAD_DIR=str(tmp_path)
+    )
+    assert done.returncode == 0, done.stderr
+    result = GenerationResult.model_validate_json(done.stdout)
+    assert result.polls == 1 and result.outputs[0].path is not None
+    assert Path(result.outputs[0].path).is_relative_to(tmp_path)
 
 
 def test_cli_get_prints_one_line_of_json_and_exits_0() -> None:

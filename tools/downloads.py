@@ -238,8 +238,8 @@ class _Progress:
             return
         self.last = self.done
         total = max(self.total, self.done) if self.known else None
-        of = f" of {total / MIB:.1f}" if total is not None else ""
-        await self.report(self.done, total, f"{name}: {self.done / MIB:.1f}{of} MB")
+        of = f" of {_amount(total)}" if total is not None else ""
+        await self.report(self.done, total, f"{name}: {_amount(self.done)}{of}")
 
 
 class Downloader:
@@ -468,6 +468,10 @@ class Downloader:
                 f"The disk refused to write {dest} ({exc.strerror or exc}); nothing was left under that name. Free "
                 "some space, or set GENRESULT_DOWNLOAD_DIR to a disk with room, then call again."
             ) from None
+
+
+def _amount(size: int) -> str:
+    return f"{size / MIB:.1f} MB" if size >= MIB else f"{size / 1024:.1f} KB"
 
 
 def _too_large(name: str, size: int, cap: int) -> DownloadFailed:
