@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
-from bench import coldstart, compactness, concurrency, overhead, pollsim
+from bench import coldstart, compactness, concurrency, downloads, overhead, pollsim
 from bench.report import Detail, Row, render_detail, render_rows
 
 
@@ -65,6 +65,7 @@ def main(argv: list[str] | None = None) -> int:
         return compactness.rows(pairs)
 
     step("compactness", sizes)
+    step("downloads", lambda: downloads.rows(rounds=3 if quick else 7))
 
     print(render_rows(rows))
     for row in rows:
