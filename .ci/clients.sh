@@ -70,12 +70,14 @@ for era in legacy modern; do
 import json, sys
 listed = json.load(open(sys.argv[1]))
 tools = {t["name"]: t for t in listed.get("result", listed)["tools"]}
-assert set(tools) == {"get_generation_result", "wait_for_generation"}, sorted(tools)
+assert set(tools) == {"get_generation_result", "wait_for_generation", "download_generation_outputs"}, sorted(tools)
 for name, tool in tools.items():
     assert tool.get("outputSchema", {}).get("title") == "GenerationResult", name
     notes = tool["annotations"]
-    assert notes["readOnlyHint"] and notes["idempotentHint"] and notes["openWorldHint"], name
-print(f"{sys.argv[2]}: ok, {', '.join(sorted(tools))} with output schema and read-only annotations")
+    writes = name == "download_generation_outputs"
+    assert notes["readOnlyHint"] is not writes and notes["idempotentHint"] and notes["openWorldHint"], name
+    assert not writes or notes["destructiveHint"] is False, name
+print(f"{sys.argv[2]}: ok, {', '.join(sorted(tools))} with output schema and the design's annotations")
 PY
 done
 

@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
-from bench import coldstart, compactness, concurrency, overhead, pollsim, toollist
+from bench import coldstart, compactness, concurrency, downloads, overhead, pollsim, toollist
 from bench.report import Detail, Row, render_detail, render_rows
 
 
@@ -93,6 +93,7 @@ def run(*, quick: bool, loaded: bool) -> int:
 
     step("compactness", sizes)
     step("tool list", toollist.rows)
+    step("downloads", lambda: downloads.rows(rounds=3 if quick else 7))
 
     print(render_rows(rows))
     for row in rows:

@@ -5,10 +5,15 @@ An emulator is an ASGI app (Starlette) that speaks one provider's documented API
 a queue of `Fault`s that replace its next answers (429, 5xx, slow, malformed JSON, HTML, empty body) or
 spoil them on the wire (a connection cut mid-body, a slow drip, an endless body, a redirect elsewhere).
 The subclasses only know the provider's paths, auth and wire shapes.
+
+Every emulator also serves the files its jobs produced at `/files/{name}` (the URLs `file_url` makes): real
+small media checked in under `sandbox/media/`, chosen by the name's extension (`media_for`), with their MIME
+type and Content-Length. A provider whose storage signs URLs or demands a key says so in `file_access`.
 """
 
 from __future__ import annotations
 
+import functools
 import math
 import random
 from abc import ABC, abstractmethod
@@ -18,6 +23,7 @@ from contextvars import ContextVar
 from dataclasses import dataclass, field, replace
 from datetime import UTC, timedelta
 from email.utils import format_datetime
+from pathlib import Path
 from typing import Any, ClassVar, Literal
 from urllib.parse import quote, urlencode
 
@@ -28,7 +34,7 @@ from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import BaseRoute
+from starlette.routing import BaseRoute, Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from tools.clock import Clock, SystemClock
@@ -68,6 +74,26 @@ class JobView:
     @property
     def done(self) -> bool:
         return self.phase in ("succeeded", "failed", "canceled")
+
+
+MEDIA = Path(__file__).resolve().parent / "media"
+
+# The sample served for each extension a generated file may have (anything else is served the video).
+MEDIA_BY_EXTENSION: dict[str, tuple[str, str]] = {
+    ".mp4": ("clip.mp4", "video/mp4"),
+    ".gif": ("clip.gif", "image/gif"),
+    ".png": ("image.png", "image/png"),
+    ".jpg": ("thumbnail.jpg", "image/jpeg"),
+    ".jpeg": ("thumbnail.jpg", "image/jpeg"),
+    ".wav": ("sound.wav", "audio/wav"),
+    ".mp3": ("sound.mp3", "audio/mpeg"),
+}
+
+
+@functools.cache
+def media(file_name: str) -> bytes:
+    """A checked-in sample (a 1 s H.264 MP4, a PNG, a WAV, ...): a few KB each, every one a valid file."""
+    return (MEDIA / file_name).read_bytes()
 
 
 # Where a `redirect` fault points by default: another host, which must never see a request.
@@ -321,13 +347,22 @@ class Emulator(ABC):
         """The job, or in sandbox use a new plausible one for an id never seen (see `outcome_for`)."""
         job = self.jobs.get(task_id)
         if job is None and self.auto_create and self.accepts_new_id(task_id):
-            timeline = Timeline(queued_s=2.0 * self.pace, running_s=6.0 * self.pace, outcome=self.outcome_for(task_id))
+            outcome = self.outcome_for(task_id)
+            if self.finished_at_start(task_id):
+                timeline = Timeline(0, 0, outcome)
+            else:
+                timeline = Timeline(queued_s=2.0 * self.pace, running_s=6.0 * self.pace, outcome=outcome)
             job = self.add_job(task_id, timeline)
         return job
 
     def accepts_new_id(self, task_id: str) -> bool:
         """Ids containing `missing` are unknown to the provider, so the sandbox can show task_not_found."""
         return "missing" not in task_id.lower()
+
+    def finished_at_start(self, task_id: str) -> bool:
+        """Ids containing `done` are jobs already finished when first seen, so a one-shot command (`get`,
+        `download`) finds their outputs."""
+        return "done" in task_id.lower()
 
     def outcome_for(self, task_id: str) -> Outcome:
         lowered = task_id.lower()
@@ -344,6 +379,12 @@ class Emulator(ABC):
         if outcome not in cls.outcomes:
             raise ValueError(f"{cls.id} jobs cannot end {outcome}")
         return f"job-{n}" + {"succeeded": "", "failed": "-fail", "canceled": "-cancel"}[outcome]
+
+    @classmethod
+    def finished_id(cls, n: int) -> str:
+        """The `n`th id of the provider's own form that the sandbox, seeing it first, turns into a job already
+        succeeded (see `finished_at_start`): what a one-shot `download` in sandbox mode can save at once."""
+        return f"job-done-{n}"
 
     def file_url(self, request: Request, name: str, **query: str) -> str:
         """Where this emulator serves a generated file (`name`, e.g. `{task}/clip.mp4`): on its own host and
@@ -366,8 +407,28 @@ class Emulator(ABC):
     @property
     def app(self) -> Starlette:
         if self._app is None:
-            self._app = Starlette(routes=self.routes(), middleware=[Middleware(_WireFaults)])
+            files = Route("/files/{name:path}", self.serve_file, methods=["GET"])
+            self._app = Starlette(routes=[*self.routes(), files], middleware=[Middleware(_WireFaults)])
         return self._app
+
+    async def serve_file(self, request: Request) -> Response:
+        """A generated file, as the provider's storage serves it (see `file_access` and `media_for`)."""
+        await self.record(request)
+        name = request.path_params["name"]
+        if (refused := self.file_access(request, name)) is not None:
+            return refused
+        body, media_type = self.media_for(name)
+        return Response(body, media_type=media_type)
+
+    def file_access(self, request: Request, name: str) -> Response | None:
+        """The storage's refusal of this file request (an expired signature, a missing key), or None to serve
+        it. Open by default, as public CDN links are."""
+        return None
+
+    def media_for(self, name: str) -> tuple[bytes, str]:
+        """The bytes and MIME type served for the file `name`: the sample of its extension's kind."""
+        file_name, media_type = MEDIA_BY_EXTENSION.get(Path(name).suffix.lower(), MEDIA_BY_EXTENSION[".mp4"])
+        return media(file_name), media_type
 
     @abstractmethod
     def routes(self) -> list[BaseRoute]: ...

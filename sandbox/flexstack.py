@@ -33,8 +33,6 @@ from starlette.routing import BaseRoute, Route
 from sandbox.core import Emulator, Job, JobView
 from tools.clock import Clock
 
-MEDIA_HOST = "https://media.joinparrot.ai"
-
 _WORDS = {
     "queued": "PENDING",
     "running": "PROCESSING",
@@ -136,9 +134,9 @@ class FlexstackEmulator(Emulator):
             return JSONResponse(self.error_body(404, "Task not found."), self.missing_task_status)
         if (fault := await self.take_fault(job)) is not None:
             return fault
-        return JSONResponse(self.render(job, job.view(self.clock.monotonic())))
+        return JSONResponse(self.render(job, job.view(self.clock.monotonic()), request))
 
-    def render(self, job: Job, view: JobView) -> dict[str, Any]:
+    def render(self, job: Job, view: JobView, request: Request) -> dict[str, Any]:
         task: dict[str, Any] = {
             "task_id": job.task_id,
             "total_tasks": 1,
@@ -147,7 +145,7 @@ class FlexstackEmulator(Emulator):
             "url_download": "",
         }
         if view.phase == "succeeded":
-            task["url_download"] = f"{MEDIA_HOST}/videos/{quote(job.task_id, safe='')}.mp4"
+            task["url_download"] = self.file_url(request, f"videos/{quote(job.task_id, safe='')}.mp4")
             return self._envelope({"is_success": True, "data": task})
         if view.phase in ("failed", "canceled"):
             message = (

@@ -23,15 +23,17 @@ from starlette.routing import BaseRoute, Route
 
 from sandbox.core import Emulator, Job, JobView, Outcome
 
-_R2 = "https://pub-3626123a908346a7a8be8d9295f44e26.r2.dev/video_generations"
-_CDN = "https://cdn2.stablediffusionapi.com/video_generations"
+# The two stores a file is on (the R2 bucket, its CDN mirror), as folders of the emulator's own file route.
+_R2 = "r2/video_generations"
+_CDN = "cdn/video_generations"
 
 
 class ModelsLabEmulator(Emulator):
     """ModelsLab's fetch API.
 
     Ids are integers, so the sandbox's rules for jobs it has not been told about read digits: an id ending
-    in `404` is unknown (task_not_found), one ending in `4` fails, any other succeeds. ModelsLab has no
+    in `404` is unknown (task_not_found), one ending in `4` fails, any other succeeds; one ending in `00` is
+    finished already when first seen. ModelsLab has no
     cancel, so no job here ends canceled.
     """
 
@@ -61,6 +63,13 @@ class ModelsLabEmulator(Emulator):
     def outcome_for(self, task_id: str) -> Outcome:
         return "failed" if task_id.endswith("4") else "succeeded"
 
+    @classmethod
+    def finished_id(cls, n: int) -> str:
+        return str(100 * (30_000 + n))
+
+    def finished_at_start(self, task_id: str) -> bool:
+        return task_id.endswith("00")
+
     def error_body(self, status: int, message: str, job: Job | None = None) -> Any:
         return {"status": "error", "message": message}
 
@@ -73,7 +82,7 @@ class ModelsLabEmulator(Emulator):
             return JSONResponse(self.error_body(404, "Video not found"), 404)
         if (fault := await self.take_fault(job)) is not None:
             return fault
-        return JSONResponse(self.render(job, job.view(self.clock.monotonic()), str(request.url)))
+        return JSONResponse(self.render(job, job.view(self.clock.monotonic()), request))
 
     async def _key(self, request: Request) -> object:
         try:
@@ -82,34 +91,35 @@ class ModelsLabEmulator(Emulator):
             return None
         return body.get("key") if isinstance(body, dict) else None
 
-    def render(self, job: Job, view: JobView, fetch_url: str) -> dict[str, Any]:
+    def render(self, job: Job, view: JobView, request: Request) -> dict[str, Any]:
         if view.phase in ("failed", "canceled"):
             return {
                 "status": job.detail.get("failure_word", "error"),
                 job.detail.get("message_key", "message"): job.detail.get("message", "Failed to generate video"),
             }
         file = f"{job.task_id}.{job.detail.get('output_type', 'mp4')}"
+        stored, mirrored = self.file_url(request, f"{_R2}/{file}"), self.file_url(request, f"{_CDN}/{file}")
         numeric_id = int(job.task_id) if job.task_id.isdigit() else job.task_id
         if view.phase == "succeeded":
             return {
                 "status": "success",
                 "generationTime": round(job.timeline.running_s, 2),
                 "id": numeric_id,
-                "output": [f"{_R2}/{file}"],
-                "proxy_links": [f"{_CDN}/{file}"],
+                "output": [stored],
+                "proxy_links": [mirrored],
                 "meta": self._meta(job),
-                "future_links": [f"{_R2}/{file}"],
+                "future_links": [stored],
             }
         return {
             "status": "processing",
             "tip": "Your video is processing in background, you can get this video using fetch API",
             "eta": math.ceil(view.remaining_s),
             "message": "Try to fetch request after seconds estimated",
-            "fetch_result": fetch_url,
+            "fetch_result": str(request.url),
             "id": numeric_id,
             "output": [],
             "meta": self._meta(job),
-            "future_links": [f"{_R2}/{file}"],
+            "future_links": [stored],
         }
 
     def _meta(self, job: Job) -> dict[str, Any]:

@@ -98,9 +98,9 @@ class SkillsVideoEmulator(Emulator):
             return JSONResponse(self.error_body(404, ""), 404)
         if (fault := await self.take_fault(job)) is not None:
             return fault
-        return JSONResponse(self.render(job, job.view(self.clock.monotonic())))
+        return JSONResponse(self.render(job, job.view(self.clock.monotonic()), request))
 
-    def render(self, job: Job, view: JobView) -> dict[str, Any]:
+    def render(self, job: Job, view: JobView, request: Request) -> dict[str, Any]:
         prediction = job.detail.get("vocabulary") == "prediction"
         words = _PREDICTION if prediction else _QUEUE_STATE
         body: dict[str, Any] = {"id": job.task_id, "status": words[view.phase]}
@@ -112,7 +112,7 @@ class SkillsVideoEmulator(Emulator):
                 "n": 1,
             }
         if view.phase == "succeeded":
-            body["data"] = self._data(job)
+            body["data"] = self._data(job, request)
         elif not prediction:
             body["data"] = None
         charged = _CHARGE if view.phase == "succeeded" or (not prediction and not view.done) else 0
@@ -122,13 +122,16 @@ class SkillsVideoEmulator(Emulator):
             body["message"] = job.detail.get("message", "Content was rejected by moderation.")
         return body
 
-    def _data(self, job: Job) -> dict[str, Any]:
+    def _data(self, job: Job, request: Request) -> dict[str, Any]:
         kind = job.detail.get("kind", "video")
-        cdn = "https://cdn.example.com/output"
+
+        def cdn(file_name: str) -> str:
+            return self.file_url(request, f"output/{file_name}")
+
         media: dict[str, Any]
         if kind == "image":
             media = {
-                "url": f"{cdn}/{job.task_id}.png",
+                "url": cdn(f"{job.task_id}.png"),
                 "file_name": f"{job.task_id}.png",
                 "content_type": "image/png",
                 "width": 1024,
@@ -136,13 +139,13 @@ class SkillsVideoEmulator(Emulator):
             }
         elif kind == "audio":
             media = {
-                "url": f"{cdn}/{job.task_id}.mp3",
+                "url": cdn(f"{job.task_id}.mp3"),
                 "file_name": f"{job.task_id}.mp3",
                 "content_type": "audio/mpeg",
             }
         else:
             media = {
-                "url": f"{cdn}/{job.task_id}.mp4",
+                "url": cdn(f"{job.task_id}.mp4"),
                 "file_name": f"{job.task_id}.mp4",
                 "content_type": "video/mp4",
                 "width": 1280,

@@ -4,7 +4,9 @@ Shapes follow PROVIDERS.md §3 and the stored API reference. What the docs leave
 [inf] and chosen here as follows: the status words `IN_QUEUE` (documented for enhancement jobs),
 `PROCESSING`, `COMPLETED`, `FAILED`, `CANCELED`; no failure-reason field (none is documented); `cost`
 "12.00"; pre-signed URLs in the S3 SigV4 query form, valid for an hour from the emulator clock's now, so
-every read hands out a fresh one as the docs describe.
+every read hands out a fresh one as the docs describe. The files are served at those URLs as S3 serves a
+pre-signed GET: past `X-Amz-Date` + `X-Amz-Expires` it answers 403 with S3's XML `AccessDenied` "Request
+has expired", and a URL whose signature is not the one handed out 403 `SignatureDoesNotMatch`.
 
 Django REST Framework behaviours reproduced: a path without its trailing slash gets Django's APPEND_SLASH
 answer (301 to the slash form, before any authentication); TokenAuthentication's 401 messages with
@@ -18,13 +20,14 @@ import re
 import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
-from urllib.parse import quote, urlencode
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from sandbox.core import Emulator, Job, JobView, Outcome
+
+_AMZ_DATE = "%Y%m%dT%H%M%SZ"
 
 _STATUS = {
     "queued": "IN_QUEUE",
@@ -36,7 +39,6 @@ _STATUS = {
 
 _CANONICAL_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 
-MEDIA_ROOT = "https://tensorpix-media.s3.eu-central-1.example.com"
 URL_LIFETIME_S = 3600
 # The access key id is public in every pre-signed URL; this one is made up.
 _ACCESS_KEY_ID = "AKIASANDBOX0TENSORPIX"
@@ -49,7 +51,8 @@ class TensorPixEmulator(Emulator):
 
     Sandbox ids: TensorPix ids are UUIDs, so the auto-created jobs follow their own rule. Any UUID in the
     canonical form is a job that succeeds, except: starting with `fa11` it fails, starting with `cace1` it is
-    canceled, and starting with `dead` no such job exists (404), to show task_not_found.
+    canceled, and starting with `dead` no such job exists (404), to show task_not_found; one starting with
+    `d0e5` is finished already when first seen.
     """
 
     id = "tensorpix"
@@ -76,8 +79,41 @@ class TensorPixEmulator(Emulator):
     def error_body(self, status: int, message: str, job: Job | None = None) -> Any:
         return {"detail": message}
 
+    def file_access(self, request: Request, name: str) -> Response | None:
+        query = request.query_params
+        signed_at, lifetime = query.get("X-Amz-Date", ""), query.get("X-Amz-Expires", "")
+        try:
+            issued = datetime.strptime(signed_at, _AMZ_DATE).replace(tzinfo=UTC)
+            expires = issued + timedelta(seconds=int(lifetime))
+        except ValueError:
+            return _s3_error(
+                "AccessDenied", "Query-string authentication requires the Signature, Expires and Credential parameters"
+            )
+        if query.get("X-Amz-Signature") != _signature(name, signed_at):
+            return _s3_error(
+                "SignatureDoesNotMatch",
+                "The request signature we calculated does not match the signature you provided.",
+            )
+        now = self.clock.now().astimezone(UTC)
+        if now > expires:
+            return _s3_error(
+                "AccessDenied",
+                "Request has expired",
+                X_Amz_Expires=lifetime,
+                Expires=expires.strftime("%Y-%m-%dT%H:%M:%SZ"),
+                ServerTime=now.strftime("%Y-%m-%dT%H:%M:%SZ"),
+            )
+        return None
+
     def accepts_new_id(self, task_id: str) -> bool:
         return bool(_CANONICAL_UUID.fullmatch(task_id)) and not task_id.startswith("dead")
+
+    @classmethod
+    def finished_id(cls, n: int) -> str:
+        return str(uuid.UUID(f"d0e5{n + 1:028x}"))
+
+    def finished_at_start(self, task_id: str) -> bool:
+        return task_id.startswith("d0e5")
 
     def outcome_for(self, task_id: str) -> Outcome:
         if task_id.startswith("fa11"):
@@ -105,7 +141,7 @@ class TensorPixEmulator(Emulator):
             return JSONResponse(self.error_body(404, "Not found."), 404)
         if (fault := await self.take_fault(job)) is not None:
             return fault
-        return JSONResponse(self.render(job, job.view(self.clock.monotonic())))
+        return JSONResponse(self.render(job, job.view(self.clock.monotonic()), request))
 
     async def get_video(self, request: Request) -> Response:
         await self.record(request)
@@ -117,7 +153,7 @@ class TensorPixEmulator(Emulator):
             if view.phase == "succeeded" and self.video_id(job) == wanted:
                 if (fault := await self.take_fault(job)) is not None:
                     return fault
-                return JSONResponse(self._generated_video(job, view))
+                return JSONResponse(self._generated_video(job, view, request))
         return JSONResponse(self.error_body(404, "Not found."), 404)
 
     def _authenticate(self, request: Request) -> Response | None:
@@ -145,7 +181,7 @@ class TensorPixEmulator(Emulator):
 
     # ---- wire shapes ----
 
-    def render(self, job: Job, view: JobView) -> dict[str, Any]:
+    def render(self, job: Job, view: JobView, request: Request) -> dict[str, Any]:
         now = self.clock.now()
         started_at = None
         if view.phase != "queued":
@@ -158,7 +194,7 @@ class TensorPixEmulator(Emulator):
             "status": _STATUS[view.phase],
             "cost": job.detail.get("cost", "12.00"),
             "model": job.detail.get("model", "wan-2.1"),
-            "generated_video": self._generated_video(job, view) if view.phase == "succeeded" else None,
+            "generated_video": self._generated_video(job, view, request) if view.phase == "succeeded" else None,
             "input_images": images,
             "progress": view.progress,
             "started_at": started_at,
@@ -168,14 +204,14 @@ class TensorPixEmulator(Emulator):
     def video_id(self, job: Job) -> str:
         return str(uuid.uuid5(_VIDEO_NAMESPACE, job.task_id))
 
-    def _generated_video(self, job: Job, view: JobView) -> dict[str, Any]:
+    def _generated_video(self, job: Job, view: JobView, request: Request) -> dict[str, Any]:
         now = self.clock.now()
         timeline = job.timeline
         finished = now - timedelta(seconds=view.elapsed_s - timeline.queued_s - timeline.running_s)
         name = job.detail.get("name", "fox-in-snow.mp4")
         folder = f"video-gen/{job.task_id}"
-        file_url = _presign(f"{folder}/{name}", now)
-        thumbnail = _presign(f"{folder}/thumbnail.jpg", now)
+        file_url = self.file_url(request, f"{folder}/{name}", **_presign(f"{folder}/{name}", now))
+        thumbnail = self.file_url(request, f"{folder}/thumbnail.jpg", **_presign(f"{folder}/thumbnail.jpg", now))
         metadata: dict[str, Any] = {"width": 1280, "height": 720, "n_frames": 121, "framerate": 24.0, "size": 5123456}
         return {
             "id": self.video_id(job),
@@ -203,20 +239,32 @@ class TensorPixEmulator(Emulator):
         }
 
 
-def _presign(key: str, now: datetime) -> str:
-    """An S3 SigV4 query-string URL; the signature is a stand-in, nothing ever checks it."""
-    amz_date = now.astimezone(UTC).strftime("%Y%m%dT%H%M%SZ")
-    query = urlencode(
-        {
-            "X-Amz-Algorithm": "AWS4-HMAC-SHA256",
-            "X-Amz-Credential": f"{_ACCESS_KEY_ID}/{amz_date[:8]}/eu-central-1/s3/aws4_request",
-            "X-Amz-Date": amz_date,
-            "X-Amz-Expires": str(URL_LIFETIME_S),
-            "X-Amz-SignedHeaders": "host",
-            "X-Amz-Signature": hashlib.sha256(f"{key}\n{amz_date}".encode()).hexdigest(),
-        }
+def _presign(key: str, now: datetime) -> dict[str, str]:
+    """The query of an S3 SigV4 pre-signed GET; the signature is a stand-in that only this emulator checks."""
+    amz_date = now.astimezone(UTC).strftime(_AMZ_DATE)
+    return {
+        "X-Amz-Algorithm": "AWS4-HMAC-SHA256",
+        "X-Amz-Credential": f"{_ACCESS_KEY_ID}/{amz_date[:8]}/eu-central-1/s3/aws4_request",
+        "X-Amz-Date": amz_date,
+        "X-Amz-Expires": str(URL_LIFETIME_S),
+        "X-Amz-SignedHeaders": "host",
+        "X-Amz-Signature": _signature(key, amz_date),
+    }
+
+
+def _signature(key: str, amz_date: str) -> str:
+    return hashlib.sha256(f"{key}\n{amz_date}".encode()).hexdigest()
+
+
+def _s3_error(code: str, message: str, **extra: str) -> Response:
+    """S3's error document, as it answers a pre-signed GET it refuses."""
+    fields = "".join(f"<{name.replace('_', '-')}>{value}</{name.replace('_', '-')}>" for name, value in extra.items())
+    body = (
+        '<?xml version="1.0" encoding="UTF-8"?>\n'
+        f"<Error><Code>{code}</Code><Message>{message}</Message>{fields}"
+        "<RequestId>SANDBOX0REQUEST0</RequestId><HostId>c2FuZGJveA==</HostId></Error>"
     )
-    return f"{MEDIA_ROOT}/{quote(key)}?{query}"
+    return Response(body, 403, media_type="application/xml")
 
 
 def _drf_time(moment: datetime) -> str:

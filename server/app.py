@@ -15,7 +15,8 @@ from mcp.server.mcpserver import MCPServer
 from server import __version__
 from server.settings import Settings
 from tools.clock import Clock
-from tools.mcp_tools import GenResultServer, register_many_tool, register_tools
+from tools.downloads import MIB, DownloadConfig, Origin, SavedHook, guarded_transport
+from tools.mcp_tools import GenResultServer, register_download_tool, register_many_tool, register_tools
 from tools.polling import PollPolicy
 from tools.providers import ADAPTERS, adapters_from_env
 from tools.redact import RedactingFilter, Redactor
@@ -25,7 +26,9 @@ INSTRUCTIONS = (
     "Checks on and collects the results of asynchronous AI generation jobs (video, image, audio) at "
     f"{', '.join(ADAPTERS)}. Use get_generation_result for one look and "
     "wait_for_generation to wait up to timeout_s (keep it under your own tool-call time limit); a timed-out "
-    "wait is not an error: call it again with the same task_id."
+    "wait is not an error: call it again with the same task_id. wait_for_generations waits on several at once. "
+    "download_generation_outputs saves a succeeded job's files on this server's disk before their URLs "
+    "expire, and links them."
 )
 
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
@@ -39,11 +42,14 @@ async def open_service(
     transport: httpx.AsyncBaseTransport | None = None,
     clock: Clock | None = None,
     policy: PollPolicy | None = None,
+    on_saved: SavedHook | None = None,
 ) -> AsyncIterator[GenerationService]:
     """A ready `GenerationService` with its HTTP clients, closed on exit. Shared by the server and the CLI.
 
     Each provider's requests go through `Lanes` of clients that hold one connection each, kept alive. A
     `transport` given here (the in-process emulators) is shared by them all; it keeps no connections.
+    Downloads open a client of their own per call, guarded at connect time (`tools.downloads`), or through
+    the given `transport`. `on_saved` hears every finished download's result.
     """
     adapters = adapters_from_env(settings.provider_env, redactor)
     one_connection = httpx.Limits(max_connections=1, max_keepalive_connections=1)
@@ -61,6 +67,22 @@ async def open_service(
             headers={"User-Agent": f"genresult-mcp/{__version__}"},
         )
 
+    def open_download_client(base: Origin) -> httpx.AsyncClient:
+        return httpx.AsyncClient(
+            transport=transport or guarded_transport((base[1], base[2]), ssl_context=ssl_context()),
+            follow_redirects=False,
+            # A proxy from the environment would make the connect-time address check look at the proxy.
+            trust_env=False,
+            headers={"User-Agent": f"genresult-mcp/{__version__}"},
+        )
+
+    downloads = DownloadConfig(
+        folder=settings.download_dir,
+        max_bytes=int(settings.max_download_mb * MIB),
+        open_client=open_download_client,
+        read_timeout_s=settings.request_timeout_s,
+        on_saved=on_saved,
+    )
     service = GenerationService(
         adapters,
         open_client,
@@ -69,6 +91,7 @@ async def open_service(
         policy=policy or settings.poll_policy(),
         max_wait_s=settings.max_wait_s,
         request_timeout_s=settings.request_timeout_s,
+        downloads=downloads,
     )
     try:
         yield service
@@ -100,6 +123,7 @@ def build_server(
     )
     register_tools(mcp, default_wait_s=settings.default_wait_s)
     register_many_tool(mcp, default_wait_s=settings.default_wait_s)
+    register_download_tool(mcp)
     return mcp
 
 

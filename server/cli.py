@@ -3,7 +3,10 @@
     genresult-mcp [--sandbox]                         MCP server over stdio (what mcp.json runs)
     genresult-mcp serve --transport http [...]        MCP server over streamable HTTP at /mcp
     genresult-mcp get PROVIDER TASK_ID                one check; compact JSON on stdout
-    genresult-mcp wait PROVIDER TASK_ID [--timeout S] progress on stderr, JSON on stdout; exit 0/1/2/3
+    genresult-mcp wait PROVIDER TASK_ID [--timeout S] [--download]
+                                                      progress on stderr, JSON on stdout; exit 0/1/2/3
+    genresult-mcp download PROVIDER TASK_ID [--dir D] [--index I]
+                                                      save a succeeded job's files; exit 0/1/2/3
     genresult-mcp sandbox [--port N]                  the emulators on loopback, and the settings for them
     genresult-mcp demo                                a real MCP client against the server in sandbox mode
 
@@ -18,6 +21,7 @@ import logging
 import sys
 from collections.abc import Sequence
 from dataclasses import replace
+from pathlib import Path
 
 import anyio
 import httpx
@@ -83,6 +87,16 @@ def _parser() -> argparse.ArgumentParser:
         help="longest wait in seconds (default GENRESULT_DEFAULT_WAIT_S, 50)",
     )
     wait.add_argument("--interval", type=float, default=None, metavar="S", help="fixed seconds between checks")
+    wait.add_argument("--download", action="store_true", help="then save the files of a job that succeeded")
+    wait.add_argument("--dir", default=None, metavar="D", help="with --download: where (GENRESULT_DOWNLOAD_DIR)")
+
+    download = commands.add_parser(
+        "download", parents=[sandbox_flag], help="save a succeeded job's files on this disk; JSON on stdout"
+    )
+    download.add_argument("provider")
+    download.add_argument("task_id")
+    download.add_argument("--dir", default=None, metavar="D", help="where to save (default GENRESULT_DOWNLOAD_DIR)")
+    download.add_argument("--index", type=int, default=None, metavar="I", help="only outputs[I]")
 
     many = commands.add_parser("wait-many", parents=[sandbox_flag], help="wait for several jobs; JSON on stdout")
     many.add_argument("jobs", nargs="+", metavar="PROVIDER:TASK_ID", help="a job, e.g. replicate:gm3qorzdhgbf...")
@@ -111,7 +125,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if command == "serve":
             return _serve(args, settings, redactor)
-        if command in ("get", "wait"):
+        if command in ("get", "wait", "download"):
+            if getattr(args, "dir", None):
+                settings = replace(settings, download_dir=Path(args.dir).expanduser().absolute())
             return anyio.run(_check, args, settings, redactor)
         if command == "wait-many":
             return anyio.run(_wait_many, args, settings, redactor)
@@ -185,19 +201,22 @@ async def _check(args: argparse.Namespace, settings: Settings, redactor: Redacto
         try:
             if args.command == "get":
                 result = await service.check(args.provider, args.task_id)
+            elif args.command == "wait":
+                timeout = settings.default_wait_s if args.timeout is None else args.timeout
+                result = await service.wait(args.provider, args.task_id, timeout, args.interval, report)
+                if args.download and result.status == "succeeded":
+                    waited = result
+                    result = await service.downloads.download(args.provider, args.task_id, None, report)
+                    result = result.model_copy(
+                        update={"elapsed_s": waited.elapsed_s, "polls": waited.polls, "timed_out": waited.timed_out}
+                    )
             else:
-                result = await service.wait(
-                    args.provider,
-                    args.task_id,
-                    settings.default_wait_s if args.timeout is None else args.timeout,
-                    args.interval,
-                    report,
-                )
+                result = await service.downloads.download(args.provider, args.task_id, args.index, report)
         except GenResultError as exc:
             sys.stderr.write(f"genresult-mcp: {redactor(str(exc))}\n")
             return EXIT_ERROR
     sys.stdout.write(result.compact_json() + "\n")
-    return _exit_code(result)
+    return _exit_code(result, waited_for=args.command != "get")
 
 
 async def _wait_many(args: argparse.Namespace, settings: Settings, redactor: Redactor) -> int:
@@ -239,12 +258,14 @@ async def _wait_many(args: argparse.Namespace, settings: Settings, redactor: Red
     )
 
 
-def _exit_code(result: GenerationResult) -> int:
+def _exit_code(result: GenerationResult, *, waited_for: bool = False) -> int:
+    """0 succeeded, 1 failed or canceled; a job not done is 2 for a wait that ran out of time and for a
+    download (nothing saved yet), 0 for a plain check."""
     if result.status == "succeeded":
         return EXIT_SUCCEEDED
     if result.done:
         return EXIT_FAILED
-    return EXIT_TIMED_OUT if result.timed_out else EXIT_SUCCEEDED
+    return EXIT_TIMED_OUT if waited_for else EXIT_SUCCEEDED
 
 
 def _run_sandbox(host: str, port: int, pace: float) -> int:

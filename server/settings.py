@@ -7,8 +7,10 @@ import os
 import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from urllib.parse import urlsplit
 
+from tools.downloads import DEFAULT_DOWNLOAD_DIR, DEFAULT_MAX_DOWNLOAD_MB
 from tools.polling import PollPolicy
 from tools.providers import adapters_from_env
 from tools.providers.base import env_value
@@ -38,6 +40,10 @@ class Settings:
     """The shortest pause between two checks of one job (a caller's poll_interval_s is raised to it)."""
     poll_cap_s: float = PollPolicy.cap_s
     """The longest pause the server chooses between two checks of one job."""
+    download_dir: Path = field(default_factory=lambda: Path(DEFAULT_DOWNLOAD_DIR).expanduser())
+    """Where download_generation_outputs saves files (GENRESULT_DOWNLOAD_DIR)."""
+    max_download_mb: float = DEFAULT_MAX_DOWNLOAD_MB
+    """The largest file it saves (GENRESULT_MAX_DOWNLOAD_MB)."""
 
     def poll_policy(self) -> PollPolicy:
         return PollPolicy(floor_s=self.poll_floor_s, cap_s=self.poll_cap_s)
@@ -70,6 +76,8 @@ class Settings:
             sandbox_pace=_positive(env, "GENRESULT_SANDBOX_PACE", 1.0),
             poll_floor_s=floor,
             poll_cap_s=cap,
+            download_dir=_download_dir(env),
+            max_download_mb=_max_download_mb(env),
         )
 
 
@@ -130,3 +138,25 @@ def _log_level(env: Mapping[str, str]) -> str:
     if raw not in LOG_LEVELS:
         raise SettingsError(f"GENRESULT_LOG_LEVEL={raw!r}: use one of {', '.join(LOG_LEVELS)}.")
     return raw
+
+
+def _download_dir(env: Mapping[str, str]) -> Path:
+    raw = env.get("GENRESULT_DOWNLOAD_DIR", "").strip()
+    # Absolute, so every path a download answers with can be opened from anywhere.
+    return Path(raw or DEFAULT_DOWNLOAD_DIR).expanduser().absolute()
+
+
+def _max_download_mb(env: Mapping[str, str]) -> float:
+    raw = env.get("GENRESULT_MAX_DOWNLOAD_MB", "").strip()
+    if not raw:
+        return DEFAULT_MAX_DOWNLOAD_MB
+    try:
+        value = float(raw)
+    except ValueError:
+        value = math.nan
+    if not math.isfinite(value) or value <= 0:
+        raise SettingsError(
+            f"GENRESULT_MAX_DOWNLOAD_MB={raw!r} is not a positive number of megabytes; unset it to use "
+            f"{DEFAULT_MAX_DOWNLOAD_MB:g}."
+        )
+    return value

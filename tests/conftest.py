@@ -33,7 +33,9 @@ settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "deterministic"))
 
 
 # Every tool the server offers (DESIGN.md §2).
-TOOL_NAMES = frozenset({"get_generation_result", "wait_for_generation", "wait_for_generations"})
+TOOL_NAMES = frozenset(
+    {"get_generation_result", "wait_for_generation", "wait_for_generations", "download_generation_outputs"}
+)
 
 
 @pytest.fixture

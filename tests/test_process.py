@@ -19,6 +19,8 @@ from contextlib import asynccontextmanager
 from itertools import pairwise
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
+from urllib.request import url2pathname
 
 import anyio
 import httpx
@@ -280,10 +282,60 @@ async def test_a_legacy_http_client_killed_mid_wait_stops_the_requests_to_the_pr
     assert all(request.path.endswith("/generation/gen_gone") for request in requests)
 
 
-def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
+def run_cli(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [console_script(), *args], env=clean_env(), capture_output=True, text=True, timeout=60, check=False
+        [console_script(), *args], env=clean_env(**env), capture_output=True, text=True, timeout=60, check=False
     )
+
+
+async def test_over_real_stdio_every_providers_download_is_linked_by_a_file_uri_that_opens(tmp_path: Path) -> None:
+    params = StdioServerParameters(
+        command=console_script(), args=["--sandbox"], env=clean_env(GENRESULT_DOWNLOAD_DIR=str(tmp_path))
+    )
+    with anyio.fail_after(45):
+        async with Client(params) as client:
+            for provider, cls in EMULATORS.items():
+                arguments = {"provider": provider, "task_id": cls.finished_id(1)}
+                reply = await client.call_tool("download_generation_outputs", arguments)
+                assert not reply.is_error, reply.content
+                result = GenerationResult.model_validate(reply.structured_content)
+                links = [block for block in reply.content if block.type == "resource_link"]
+                assert links and len(links) == len(result.outputs)
+                for output, link in zip(result.outputs, links, strict=True):
+                    opened = Path(url2pathname(urlsplit(str(link.uri)).path)).read_bytes()
+                    assert str(link.uri).startswith("file:///") and len(opened) == output.size_bytes == link.size
+                    assert Path(str(output.path)).is_relative_to(tmp_path / provider)
+
+
+def test_cli_download_saves_a_playable_file_for_a_job_at_every_provider(tmp_path: Path) -> None:
+    for provider, cls in EMULATORS.items():
+        done = run_cli("--sandbox", "download", provider, cls.finished_id(1), "--dir", str(tmp_path))
+        assert done.returncode == 0, done.stderr
+        result = GenerationResult.model_validate_json(done.stdout)
+        for output in result.outputs:
+            assert output.path is not None
+            head = Path(output.path).read_bytes()[:12]
+            assert head[4:8] == b"ftyp" or head.startswith((b"GIF8", b"\x89PNG", b"RIFF", b"ID3")), (provider, head)
+        assert "KB" in done.stderr
+
+
+def test_cli_download_exits_2_for_a_job_not_done_and_1_for_a_failed_one(tmp_path: Path) -> None:
+    running = run_cli("--sandbox", "download", "skillsvideo", "gen_cli", "--dir", str(tmp_path))
+    assert running.returncode == 2, running.stderr
+    assert "Nothing was downloaded" in (GenerationResult.model_validate_json(running.stdout).note or "")
+    failed = run_cli("--sandbox", "download", "skillsvideo", "gen_done_fail", "--dir", str(tmp_path))
+    assert failed.returncode == 1, failed.stderr
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_cli_wait_with_download_saves_what_succeeded(tmp_path: Path) -> None:
+    done = run_cli(
+        "wait", "skillsvideo", "gen_done_wait", "--download", "--sandbox", GENRESULT_DOWNLOAD_DIR=str(tmp_path)
+    )
+    assert done.returncode == 0, done.stderr
+    result = GenerationResult.model_validate_json(done.stdout)
+    assert result.polls == 1 and result.outputs[0].path is not None
+    assert Path(result.outputs[0].path).is_relative_to(tmp_path)
 
 
 def test_cli_get_prints_one_line_of_json_and_exits_0() -> None:

@@ -20,22 +20,18 @@ def text_of(reply: CallToolResult) -> str:
     return reply.content[0].text
 
 
-async def test_the_tools_are_listed_read_only_idempotent_open_world_with_their_result_schemas(connect: Connect) -> None:
+async def test_the_tools_are_listed_with_the_annotations_of_the_design_and_the_result_schema(connect: Connect) -> None:
     async with connect() as client:
         listed = {tool.name: tool for tool in (await client.list_tools()).tools}
 
     assert set(listed) == TOOL_NAMES
-    for tool in listed.values():
-        assert tool.annotations is not None
-        assert (
-            tool.annotations.read_only_hint,
-            tool.annotations.idempotent_hint,
-            tool.annotations.open_world_hint,
-        ) == (
-            True,
-            True,
-            True,
-        )
+    for name, tool in listed.items():
+        hints = tool.annotations
+        assert hints is not None
+        writes = name == "download_generation_outputs"
+        assert (hints.read_only_hint, hints.idempotent_hint, hints.open_world_hint) == (not writes, True, True)
+        if writes:
+            assert hints.destructive_hint is False
         assert tool.output_schema is not None
     for name in ("get_generation_result", "wait_for_generation"):
         schema = listed[name].output_schema
@@ -48,6 +44,7 @@ async def test_the_tools_are_listed_read_only_idempotent_open_world_with_their_r
     )
     wait_args = listed["wait_for_generation"].input_schema["properties"]
     assert wait_args["timeout_s"]["default"] == 50
+    assert listed["download_generation_outputs"].input_schema["properties"]["index"]["default"] is None
 
 
 @pytest.mark.parametrize("mode", ["auto", "legacy"])

@@ -10,7 +10,10 @@
     │   ├── TaskNotFound              task_not_found
     │   ├── AuthenticationFailed      authentication_failed
     │   └── ProviderProtocolError     provider_protocol_error
-    └── ProviderUnavailable           provider_unavailable      could not get an answer; retryable
+    ├── ProviderUnavailable           provider_unavailable      could not get an answer; retryable
+    └── DownloadFailed                download_failed           an output could not be saved; the message
+                                                                says why (a refused URL, the size cap, the
+                                                                transfer, the disk) and who acts
 
 A job that failed at the provider is not an error here: it is a `JobState` with status `failed`.
 Foreign exceptions (httpx, JSON, pydantic) are converted once, where they happen, to the most specific type.
@@ -92,3 +95,9 @@ class ProviderUnavailable(GenResultError):
     def __init__(self, message: str, *, retry_after: float | None = None) -> None:
         super().__init__(message)
         self.retry_after = retry_after
+
+
+class DownloadFailed(GenResultError):
+    """An output of a succeeded job could not be saved. The job itself is fine; files saved whole stay saved."""
+
+    code = "download_failed"

@@ -12,11 +12,12 @@ TypeScript SDK does), and an error is no `GenerationResult`.
 # description is made from the server's settings, which only an annotation evaluated here can see.
 import inspect
 from collections.abc import Callable
+from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
-from mcp.types import CallToolResult, TextContent, ToolAnnotations
+from mcp.types import CallToolResult, ContentBlock, ResourceLink, TextContent, ToolAnnotations
 from mcp.types import Tool as MCPTool
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 from pydantic_core import ErrorDetails
@@ -27,6 +28,8 @@ from tools.result import GenerationResult, ManyResult
 from tools.service import GenerationService
 
 READ_ONLY = ToolAnnotations(read_only_hint=True, idempotent_hint=True, open_world_hint=True)
+# It writes files on the server's disk, never over one it did not make whole: idempotent, not destructive.
+WRITES_FILES = ToolAnnotations(read_only_hint=False, idempotent_hint=True, destructive_hint=False, open_world_hint=True)
 
 # Where an error result carries its code and message as data.
 ERROR_META = "genresult-mcp/error"
@@ -121,11 +124,28 @@ def error_result(exc: GenResultError, redact: Callable[[str], str] = str) -> Cal
     )
 
 
-def _answer(result: GenerationResult | ManyResult) -> CallToolResult:
-    return CallToolResult(
-        content=[TextContent(type="text", text=result.compact_json())],
-        structured_content=result.structured(),
-    )
+def _answer(result: GenerationResult | ManyResult, links: list[ResourceLink] | None = None) -> CallToolResult:
+    content: list[ContentBlock] = [TextContent(type="text", text=result.compact_json()), *(links or [])]
+    return CallToolResult(content=content, structured_content=result.structured())
+
+
+def _resource_links(result: GenerationResult) -> list[ResourceLink]:
+    """One link per saved file, so a client can open it without reading the JSON."""
+    links = []
+    for output in result.outputs:
+        if output.path is None:
+            continue
+        path = Path(output.path)
+        links.append(
+            ResourceLink(
+                type="resource_link",
+                uri=path.as_uri(),
+                name=path.name,
+                mime_type=output.mime_type,
+                size=output.size_bytes,
+            )
+        )
+    return links
 
 
 def _service(ctx: Context[GenerationService, Any]) -> GenerationService:
@@ -225,3 +245,36 @@ def register_many_tool(mcp: MCPServer[GenerationService], *, default_wait_s: flo
             return _answer(await service.wait_many(wanted, until or "all", wait_s, report))
         except GenResultError as exc:
             return error_result(exc, service.redact)
+
+
+def register_download_tool(mcp: MCPServer[GenerationService]) -> None:
+    @mcp.tool(annotations=WRITES_FILES, title="Download generation outputs")
+    @_described
+    async def download_generation_outputs(
+        provider: ProviderArg,
+        task_id: TaskIdArg,
+        ctx: Context[GenerationService, Any],
+        index: Annotated[
+            int | None,
+            Field(description="Only this output (its position in outputs, from 0); null saves every output."),
+        ] = None,
+    ) -> Annotated[CallToolResult, GenerationResult]:
+        """Save a succeeded job's files (all outputs, or outputs[index]) on this server's disk, before the
+        provider's URLs expire.
+
+        Checks the job once, as get_generation_result. A job that has not succeeded is answered as its result,
+        with a note that nothing was downloaded (call wait_for_generation first). Otherwise each file goes to
+        GENRESULT_DOWNLOAD_DIR/{provider}/{task}/{file}, and the result carries path, sha256 and size_bytes on
+        every saved output, plus one resource link per file. Calling again is cheap: files already saved whole
+        are not fetched again. Sends progress notifications (bytes) while it downloads.
+        """
+
+        async def report(progress: float, total: float | None, message: str) -> None:
+            await ctx.report_progress(progress, total, message)
+
+        service = _service(ctx)
+        try:
+            result = await service.downloads.download(provider, task_id, index, report)
+        except GenResultError as exc:
+            return error_result(exc, service.redact)
+        return _answer(result, _resource_links(result))

@@ -58,6 +58,10 @@ class Output(_Model):
     requires_auth: bool | None = Field(
         default=None, description="Fetching needs the provider's key: use download_generation_outputs."
     )
+    path: str | None = Field(
+        default=None, description="download_generation_outputs only: the absolute path of the saved file."
+    )
+    sha256: str | None = Field(default=None, description="download_generation_outputs only: the saved file's SHA-256.")
 
 
 class JobError(_Model):

@@ -1,4 +1,4 @@
-"""What the two tools do, independent of MCP: one check, or a bounded wait, at a named provider."""
+"""What the tools do, independent of MCP: a check or a bounded wait at a provider; downloads: `tools.downloads`."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ import anyio
 import httpx
 
 from tools.clock import Clock, SystemClock
+from tools.downloads import DownloadConfig, Downloader
 from tools.errors import GenResultError, InvalidArgument, ProviderProtocolError, ProviderUnavailable, UnknownProvider
 from tools.polling import PollPolicy, ProgressReporter, WaitMemory, wait_until_done
 from tools.providers.base import Adapter, Reply, RequestBuilder, Then
@@ -99,6 +100,7 @@ class GenerationService:
         policy: PollPolicy | None = None,
         max_wait_s: float = DEFAULT_MAX_WAIT_S,
         request_timeout_s: float = DEFAULT_REQUEST_TIMEOUT_S,
+        downloads: DownloadConfig | None = None,
     ) -> None:
         self.adapters = dict(adapters)
         self._owns_clients = not isinstance(http, httpx.AsyncClient)
@@ -110,6 +112,7 @@ class GenerationService:
         self.memory = WaitMemory()
         self.max_wait_s = max_wait_s
         self.request_timeout_s = request_timeout_s
+        self.downloads = Downloader(self, downloads or DownloadConfig(read_timeout_s=request_timeout_s))
 
     async def aclose(self) -> None:
         """Close the clients the service opened; a client it was given stays open."""

@@ -343,7 +343,7 @@ async def test_each_state_arrives_normalized_through_the_client(
     assert result.done == (status in ("succeeded", "failed"))
     if status == "succeeded":
         assert [(o.url, o.mime_type) for o in result.outputs] == [
-            ("https://media.joinparrot.ai/videos/vid-42.mp4", "video/mp4")
+            ("http://sandbox.genresult.invalid/flexstack/files/videos/vid-42.mp4", "video/mp4")
         ]
     if outcome == "canceled":
         assert result.error is not None and "canceled" in result.error.message
@@ -696,7 +696,10 @@ async def test_a_wait_rides_out_a_rate_limit_and_a_server_error(connect: Connect
             )
 
     result = answer(reply)
-    assert (result.status, result.outputs[0].url) == ("succeeded", "https://media.joinparrot.ai/videos/vid-1.mp4")
+    assert (result.status, result.outputs[0].url) == (
+        "succeeded",
+        "http://sandbox.genresult.invalid/flexstack/files/videos/vid-1.mp4",
+    )
     assert result.polls is not None and result.polls >= 3
 
 

@@ -362,7 +362,7 @@ async def test_waiting_follows_the_eta_until_the_video_is_there(
     assert clock.sleeps[0] >= 17
     assert result.polls == 2
     [output] = result.outputs
-    assert output.url == f"{R2}/149.gif"
+    assert output.url == "http://sandbox.genresult.invalid/modelslab/files/r2/video_generations/149.gif"
     assert (output.kind, output.mime_type, output.width, output.frames, output.fps, output.duration_s) == (
         "video",
         "image/gif",

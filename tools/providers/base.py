@@ -263,6 +263,12 @@ class Adapter(ABC):
         """An httpx auth flow for providers whose credentials need requests of their own (login, refresh)."""
         return None
 
+    def download_headers(self, url: str) -> Mapping[str, str]:
+        """The headers a download of one of this provider's outputs at `url` needs: none, unless the provider
+        serves its files only to its key (Veo). `tools.downloads` sends them only to the base URL's own
+        scheme, host and port, and never on after a redirect."""
+        return {}
+
     def validate_task_id(self, task_id: str) -> str:
         """The id as it will travel, or `invalid_task_id`. Providers with a stricter id format override."""
         return check_task_id(task_id, SAFE_TASK_ID, "letters, digits and . _ ~ : -")

@@ -1,0 +1,171 @@
+"""Downloads: 20 concurrent `download_generation_outputs` of a 50 MB file, against `curl` on the same file.
+
+    python -m bench.downloads serve PORT SIZE_MB      the emulators on loopback, every file SIZE_MB large
+    python -m bench.downloads fetch ROOT DIR N TAG    N concurrent downloads by our service; JSON on stdout
+
+The emulators run in a process of their own and serve skills.video jobs whose file is SIZE_MB of bytes.
+Each round runs our downloads (a fresh process: the job check, the guarded transport, streaming to disk,
+the checksum) and then as many `curl -o` processes at once, side by side, on the same kind of URL; rounds
+alternate so drift hits both alike. Files go to a RAM-backed folder where there is one, so the disk's
+speed is not what is measured, and are removed after every round.
+
+Targets: the added memory of our process (its peak resident set minus what it held before the downloads)
+under 64 MB, and our rate at least 0.8x curl's (median of the per-round ratios).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from bench.procs import PYTHON, REPO, child_env, free_port, rss_bytes, serving
+from bench.report import Row
+from bench.stats import median
+
+CONCURRENT = 20
+SIZE_MB = 50
+TARGET_RSS_MB = 64
+TARGET_RATIO = 0.8
+MIB = 1 << 20
+
+
+def serve(port: int, size_mb: int) -> None:
+    import uvicorn
+
+    from sandbox import Sandbox
+
+    big = bytes(size_mb * MIB)
+    sandbox = Sandbox()
+    sandbox["skillsvideo"].media_for = lambda name: (big, "video/mp4")  # type: ignore[method-assign]
+    uvicorn.run(sandbox.app, host="127.0.0.1", port=port, log_level="warning", access_log=False)
+
+
+async def fetch(root: str, folder: Path, count: int, tag: str) -> dict[str, float]:
+    import anyio
+    import httpx
+
+    from sandbox import Sandbox
+    from tools.downloads import DownloadConfig
+    from tools.providers import adapters_from_env
+    from tools.redact import Redactor
+    from tools.service import GenerationService
+
+    redactor = Redactor()
+    async with httpx.AsyncClient() as http:
+        service = GenerationService(
+            adapters_from_env(Sandbox().env(root), redactor),
+            http,
+            redactor=redactor,
+            downloads=DownloadConfig(folder=folder),
+        )
+        # What a running server holds before a download: everything imported, one download's paths warmed.
+        await service.downloads.download("skillsvideo", f"gen_done_{tag}_warm")
+        before = rss_bytes_self()
+        started = time.perf_counter()
+        async with anyio.create_task_group() as group:
+            for k in range(count):
+                group.start_soon(service.downloads.download, "skillsvideo", f"gen_done_{tag}_{k}")
+        seconds = time.perf_counter() - started
+    return {"seconds": seconds, "added_rss": rss_bytes_self("VmHWM") - before}
+
+
+def rss_bytes_self(field: str = "VmRSS") -> int:
+    import os
+
+    return rss_bytes(os.getpid(), field)
+
+
+def _ours(root: str, folder: Path, tag: str) -> dict[str, float]:
+    done = subprocess.run(
+        [PYTHON, "-m", "bench.downloads", "fetch", root, str(folder), str(CONCURRENT), tag],
+        cwd=REPO,
+        env=child_env(),
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=True,
+    )
+    result: dict[str, float] = json.loads(done.stdout)
+    return result
+
+
+def _curl(root: str, folder: Path, tag: str) -> float:
+    started = time.perf_counter()
+    procs = [
+        subprocess.Popen(
+            ["curl", "-sSf", "-o", str(folder / f"{k}.mp4"), f"{root}/skillsvideo/files/output/gen_done_{tag}_{k}.mp4"]
+        )
+        for k in range(CONCURRENT)
+    ]
+    codes = [proc.wait() for proc in procs]
+    if any(codes):
+        raise RuntimeError(f"curl failed: exit codes {codes}")
+    return time.perf_counter() - started
+
+
+def _scratch() -> Path:
+    shm = Path("/dev/shm")
+    return Path(tempfile.mkdtemp(prefix="genresult-bench-", dir=shm if shm.is_dir() else None))
+
+
+def rows(rounds: int = 5) -> list[Row]:
+    if shutil.which("curl") is None:
+        return [Row("downloads vs curl", "curl not installed", f">= {TARGET_RATIO}x curl", False, "no curl to compare")]
+    port = free_port()
+    root = f"http://127.0.0.1:{port}"
+    ratios: list[float] = []
+    added: list[float] = []
+    ours_rates: list[float] = []
+    with serving(["-m", "bench.downloads", "serve", str(port), str(SIZE_MB)], port, child_env()):
+        for r in range(rounds):
+            folder = _scratch()
+            try:
+                ours = _ours(root, folder / "ours", f"r{r}")
+                (folder / "curl").mkdir()
+                curl_s = _curl(root, folder / "curl", f"r{r}")
+            finally:
+                shutil.rmtree(folder, ignore_errors=True)
+            ratios.append(curl_s / ours["seconds"])
+            added.append(ours["added_rss"] / MIB)
+            ours_rates.append(CONCURRENT * SIZE_MB / ours["seconds"])
+            sys.stderr.write(f"bench: downloads round {r + 1}/{rounds}: {ratios[-1]:.2f}x curl, +{added[-1]:.1f} MB\n")
+    ratio = median(ratios)
+    peak = max(added)
+    spread = f"{min(ratios):.2f}-{max(ratios):.2f}"
+    return [
+        Row(
+            f"downloads: {CONCURRENT} x {SIZE_MB} MB at once, rate vs curl",
+            f"{ratio:.2f}x (spread {spread}, {median(ours_rates):.0f} MB/s, n={rounds})",
+            f">= {TARGET_RATIO}x",
+            ratio >= TARGET_RATIO,
+            "" if ratio >= TARGET_RATIO else "the Python side (h11 parsing, hashing, writes) is slower than curl here",
+        ),
+        Row(
+            f"downloads: {CONCURRENT} x {SIZE_MB} MB at once, added RSS",
+            f"{peak:.1f} MB (worst of {rounds})",
+            f"< {TARGET_RSS_MB} MB",
+            peak < TARGET_RSS_MB,
+        ),
+    ]
+
+
+def main() -> None:
+    command = sys.argv[1]
+    if command == "serve":
+        serve(int(sys.argv[2]), int(sys.argv[3]))
+    elif command == "fetch":
+        import anyio
+
+        root, folder, count, tag = sys.argv[2], Path(sys.argv[3]), int(sys.argv[4]), sys.argv[5]
+        print(json.dumps(anyio.run(fetch, root, folder, count, tag)))
+    else:
+        raise SystemExit(f"unknown command {command!r}: use serve or fetch")
+
+
+if __name__ == "__main__":
+    main()
