@@ -58,6 +58,20 @@ class ReplicateEmulator(Emulator):
         word = {"succeeded": "q", "failed": "fail", "canceled": "cancel"}[outcome]
         return word + str(n).rjust(26 - len(word), "0")
 
+    @classmethod
+    def finished_id(cls, n: int) -> str:
+        return "done" + str(n).rjust(22, "0")
+
+    def file_access(self, request: Request, name: str) -> Response | None:
+        # Files go with the prediction's data an hour after it finished: the delivery host then has nothing.
+        job = self.jobs.get(name.split("/", 1)[0])
+        if job is not None:
+            view = job.view(self.clock.monotonic())
+            finished_for = view.elapsed_s - job.timeline.queued_s - job.timeline.running_s
+            if view.done and finished_for >= RETENTION_S:
+                return Response(b"Not Found", 404, media_type="text/plain")
+        return None
+
     def routes(self) -> list[BaseRoute]:
         return [Route(f"{self.api_prefix}/predictions/{{prediction_id}}", self.get_prediction, methods=["GET"])]
 

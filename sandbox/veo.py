@@ -83,6 +83,10 @@ class VeoEmulator(Emulator):
         operation = {"succeeded": f"sb{n:010d}", "failed": f"{n:08d}fail", "canceled": f"{n:06d}cancel"}[outcome]
         return f"models/{SANDBOX_MODEL}/operations/{operation}"
 
+    @classmethod
+    def finished_id(cls, n: int) -> str:
+        return f"models/{SANDBOX_MODEL}/operations/done{n:08d}"
+
     def routes(self) -> list[BaseRoute]:
         return [
             Route(f"{self.api_prefix}/models/{{model}}/operations/{{operation}}", self.get_operation, methods=["GET"])
@@ -111,6 +115,10 @@ class VeoEmulator(Emulator):
         if (fault := await self.take_fault(job)) is not None:
             return fault
         return JSONResponse(self.render(request, job, job.view(self.clock.monotonic())))
+
+    def file_access(self, request: Request, name: str) -> Response | None:
+        # Google serves a video's bytes only to the key that made it, exactly as it answers the reads.
+        return self._authenticate(request)
 
     def _authenticate(self, request: Request) -> Response | None:
         key = request.headers.get("x-goog-api-key") or request.query_params.get("key")

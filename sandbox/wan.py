@@ -56,6 +56,13 @@ class WanEmulator(Emulator):
         prefix = {"succeeded": "", "failed": "fa11", "canceled": "cace1"}[outcome]
         return str(uuid.UUID(f"{prefix}{n + 1:0{32 - len(prefix)}x}"))
 
+    @classmethod
+    def finished_id(cls, n: int) -> str:
+        return str(uuid.UUID(f"d0e5{n + 1:028x}"))
+
+    def finished_at_start(self, task_id: str) -> bool:
+        return task_id.startswith("d0e5")
+
     def accepts_new_id(self, task_id: str) -> bool:
         return super().accepts_new_id(task_id) and not task_id.startswith("dead")
 

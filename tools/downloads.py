@@ -292,8 +292,11 @@ class Downloader:
                 )
         kept = len(picked) - fetched
         saved = f"Saved {len(picked)} file(s) under {folder}"
+        if not picked:
+            saved = "Nothing was downloaded: the job lists no outputs that can be fetched"
         notes.insert(0, f"{saved}; {kept} already saved whole, not fetched again." if kept else f"{saved}.")
-        done = result.model_copy(update={"outputs": outputs, "note": " ".join(notes)})
+        # What the check itself had to say (outputs left out, files removed) comes first.
+        done = result.model_copy(update={"outputs": outputs, "note": " ".join(filter(None, [result.note, *notes]))})
         if self.config.on_saved is not None:
             await self.config.on_saved(done)
         return done

@@ -125,9 +125,8 @@ class DeclaredAdapter(KeyedAdapter):
         task_id = super().validate_task_id(task_id)
         pattern = self.spec.read.task_id_pattern
         if pattern is not None and re.fullmatch(pattern, task_id) is None:
-            quoted = self.redact(task_id)[:64]
             raise InvalidTaskId(
-                f"The task id {quoted!r} is not of the form {self.display_name} ids have ({pattern}). "
+                f"The task id is not of the form {self.display_name} ids have ({pattern}). "
                 "Pass the id exactly as the provider returned it."
             )
         return task_id

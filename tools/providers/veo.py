@@ -155,12 +155,16 @@ class Veo(KeyedAdapter):
                 "operations, named models/{model}/operations/{operation_id}. Pass the name the Gemini API returned."
             )
         if task_id.strip() and len(task_id) <= MAX_TASK_ID_LEN and not OPERATION_NAME.fullmatch(task_id):
-            # Quoted redacted, then cut: the caller may have pasted a key into it.
+            # Never quoted back: the caller may have pasted a key into it.
             raise InvalidTaskId(
-                f"The task id {self.redact(task_id)[:64]!r} is not a Gemini API operation name. Pass the `name` the "
+                "The task id is not a Gemini API operation name. Pass the `name` the "
                 f"generate call returned, whole (e.g. {self.example_task_id}): {_DESCRIBED}."
             )
         return check_task_id(task_id, OPERATION_NAME, _DESCRIBED)
+
+    def download_headers(self, url: str) -> Mapping[str, str]:
+        # The video URI never carries the key; the download sends it, to this API's own origin only.
+        return {"x-goog-api-key": self.api_key} if self.api_key else {}
 
     def build_request(self, client: httpx.AsyncClient, task_id: str) -> httpx.Request:
         _, model, _, operation = task_id.split("/")
