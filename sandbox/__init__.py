@@ -11,6 +11,8 @@ from starlette.routing import Mount
 
 from sandbox.core import Emulator, Fault, Job, JobView, Timeline
 from sandbox.flexstack import FlexstackEmulator
+from sandbox.luma import LumaEmulator
+from sandbox.minimax import MiniMaxEmulator
 from sandbox.modelslab import ModelsLabEmulator
 from sandbox.skillsvideo import SkillsVideoEmulator
 from sandbox.tensorpix import TensorPixEmulator
@@ -18,6 +20,8 @@ from tools.clock import Clock
 
 EMULATORS: dict[str, type[Emulator]] = {
     FlexstackEmulator.id: FlexstackEmulator,
+    LumaEmulator.id: LumaEmulator,
+    MiniMaxEmulator.id: MiniMaxEmulator,
     ModelsLabEmulator.id: ModelsLabEmulator,
     SkillsVideoEmulator.id: SkillsVideoEmulator,
     TensorPixEmulator.id: TensorPixEmulator,

@@ -6,6 +6,8 @@ from collections.abc import Mapping
 
 from tools.providers.base import Adapter
 from tools.providers.flexstack import Flexstack
+from tools.providers.luma import Luma
+from tools.providers.minimax import MiniMax
 from tools.providers.modelslab import ModelsLab
 from tools.providers.skillsvideo import SkillsVideo
 from tools.providers.tensorpix import TensorPix
@@ -13,6 +15,8 @@ from tools.redact import Redactor
 
 ADAPTERS: dict[str, type[Adapter]] = {
     Flexstack.id: Flexstack,
+    Luma.id: Luma,
+    MiniMax.id: MiniMax,
     ModelsLab.id: ModelsLab,
     SkillsVideo.id: SkillsVideo,
     TensorPix.id: TensorPix,
