@@ -23,7 +23,7 @@ import anyio
 import httpx
 from mcp import Client, StdioServerParameters
 
-from sandbox import EMULATORS, Sandbox, Timeline
+from sandbox import EMULATORS, IN_PROCESS_ROOT, Sandbox, Timeline
 from tests.hardening.loopback import serving
 from tests.providers.kit import kit
 from tools.clock import SystemClock
@@ -96,7 +96,9 @@ def assert_timed_out_in_time(result: GenerationResult, timeout_s: float, progres
 
 def assert_succeeded(result: GenerationResult, progress: list[float]) -> None:
     assert (result.status, result.done, result.timed_out) == ("succeeded", True, False)
-    assert result.outputs and all(output.url.startswith("https://") for output in result.outputs)
+    # A provider's CDN, or the sandbox itself where an emulator serves its files (`Emulator.file_url`).
+    served = ("https://", f"{IN_PROCESS_ROOT}/")
+    assert result.outputs and all(output.url.startswith(served) for output in result.outputs)
     assert result.elapsed_s is not None and 7 <= result.elapsed_s < JOB_TIMEOUT_S
     assert result.provider in REPORTS_COST or result.cost is None
     if result.provider in REPORTS_COST:

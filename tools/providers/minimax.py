@@ -233,6 +233,8 @@ class MiniMax(KeyedAdapter):
 
     def _error(self, code: int, said: str, what: str) -> GenResultError:
         """A non-zero `base_resp.status_code` as the error the error-code page says it is."""
+        # Redacted before it is cut or quoted: MiniMax may echo the key it was sent.
+        said = self.redact(said)[:300]
         words = f"{said} ({code})" if said else f"error code {code}"
         if code in _KEY_REJECTED:
             return self._key_rejected(words)
@@ -246,10 +248,10 @@ class MiniMax(KeyedAdapter):
         if code in _SERVER_TROUBLE:
             return ProviderUnavailable(f"MiniMax had trouble answering ({words}). Try again shortly.")
         if code == _INVALID_PARAMS and what == "task":
-            return self.not_found(f" ({self.redact(words)[:200]})")
+            return self.not_found(f" ({words})")
         if code == _INVALID_PARAMS:
             return ProviderProtocolError(
-                f"MiniMax has no file for the id its own task query gave ({self.redact(words)[:200]}). Check the "
+                f"MiniMax has no file for the id its own task query gave ({words}). Check the "
                 "task again: the file may have been removed."
             )
         return ProviderProtocolError(f"MiniMax refused the {what} lookup.{self.quoted(words)}")
