@@ -12,6 +12,8 @@ from starlette.routing import Mount
 from sandbox.core import Emulator, Fault, Job, JobView, Timeline
 from sandbox.fal import FalEmulator
 from sandbox.flexstack import FlexstackEmulator
+from sandbox.luma import LumaEmulator
+from sandbox.minimax import MiniMaxEmulator
 from sandbox.modelslab import ModelsLabEmulator
 from sandbox.replicate import ReplicateEmulator
 from sandbox.runway import RunwayEmulator
@@ -25,6 +27,8 @@ from tools.clock import Clock
 EMULATORS: dict[str, type[Emulator]] = {
     FalEmulator.id: FalEmulator,
     FlexstackEmulator.id: FlexstackEmulator,
+    LumaEmulator.id: LumaEmulator,
+    MiniMaxEmulator.id: MiniMaxEmulator,
     ModelsLabEmulator.id: ModelsLabEmulator,
     ReplicateEmulator.id: ReplicateEmulator,
     RunwayEmulator.id: RunwayEmulator,

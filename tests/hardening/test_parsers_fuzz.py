@@ -208,6 +208,8 @@ def test_any_body_under_any_status_is_a_state_or_the_documented_error(provider: 
 
 
 def fuzz_later_reply(provider: str, adapter: Adapter, step: Then, seeds: Sequence[Any]) -> None:
+    """One later request's replies, fuzzed (its own function: hypothesis refuses a test with defaults)."""
+
     @settings(max_examples=300, deadline=None, database=None, suppress_health_check=list(HealthCheck))
     @given(body=bodies(seeds), code=st.sampled_from(CODES), extra=headers)
     def run(body: bytes, code: int, extra: dict[str, str]) -> None:

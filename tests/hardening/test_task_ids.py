@@ -4,8 +4,9 @@ Tens of thousands of generated ids per provider (arbitrary text, near misses of 
 encodings, look-alike digits) go through the service to a transport that records every request. For each:
 no exception but the documented tool errors; an id the provider could never have issued is
 `invalid_task_id` and sends nothing; any other id travels as exactly one escaped path segment of the
-documented path, on the configured host, with no query. The documented shapes below are the test's own,
-taken from DESIGN.md and PROVIDERS.md, not from the adapters.
+documented path (or as the one documented query parameter, where the provider's API takes it there), on the
+configured host, with no other query. The documented shapes below are the test's own, taken from DESIGN.md
+and PROVIDERS.md, not from the adapters.
 """
 
 from __future__ import annotations
@@ -72,7 +73,8 @@ def check_requests(provider: str, task_id: str, outcome: object, sent: list[http
     for request in sent:
         assert (request.url.scheme, request.url.host) == ("https", f"{provider}.example.test"), str(request.url)
         raw_path, _, query = request.url.raw_path.decode("ascii").partition("?")
-        assert raw_path in result_paths | side_paths and not query, (task_id, raw_path, query)
+        wanted = documented.query(task_id) if documented.query is not None and raw_path in result_paths else ""
+        assert raw_path in result_paths | side_paths and query == wanted, (task_id, raw_path, query)
         paths.append(raw_path)
     assert result_paths & set(paths), (task_id, paths)
 

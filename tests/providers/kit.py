@@ -60,6 +60,9 @@ class ProviderKit:
     """A task id and the bodies, in request order, of a succeeded read whose every URL carries `key`."""
     plausible: st.SearchStrategy[str] | None = None
     """Ids shaped like the provider's real ones, valid or just over the edge (None: letters and digits)."""
+    query: Callable[[str], str] | None = None
+    """Where the id travels in a documented query parameter: the raw query the read's request of `paths` carries
+    for this id (None: no query at all)."""
     side_paths: frozenset[str] = frozenset()
     """Requests the provider's own auth makes on the side (a login), never carrying the id."""
     follow_ups: Sequence[tuple[Any, Sequence[Any]]] = ()

@@ -13,6 +13,8 @@ from tools.providers import declared
 from tools.providers.base import Adapter, env_value
 from tools.providers.fal import Fal
 from tools.providers.flexstack import Flexstack
+from tools.providers.luma import Luma
+from tools.providers.minimax import MiniMax
 from tools.providers.modelslab import ModelsLab
 from tools.providers.replicate import Replicate
 from tools.providers.runway import Runway
@@ -24,6 +26,8 @@ from tools.redact import Redactor
 BUILT_IN: dict[str, type[Adapter]] = {
     Fal.id: Fal,
     Flexstack.id: Flexstack,
+    Luma.id: Luma,
+    MiniMax.id: MiniMax,
     ModelsLab.id: ModelsLab,
     Replicate.id: Replicate,
     Runway.id: Runway,
