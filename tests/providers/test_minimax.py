@@ -130,7 +130,7 @@ async def test_the_file_lookup_sends_the_file_id_as_its_one_query_parameter(file
     step = parse(success(file_id=file_id))
     assert isinstance(step, Then)
     async with httpx.AsyncClient() as client:
-        request = step.build(client)
+        request = step.build(client, TASK_ID)
     assert str(request.url) == f"https://api.minimax.io/v1/files/retrieve?file_id={FILE_ID}"
     assert request.headers["authorization"] == f"Bearer {KEY}"
 
