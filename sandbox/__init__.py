@@ -11,6 +11,7 @@ from starlette.routing import Mount
 
 from sandbox.core import Emulator, Fault, Job, JobView, Timeline
 from sandbox.flexstack import FlexstackEmulator
+from sandbox.kling import KlingEmulator
 from sandbox.modelslab import ModelsLabEmulator
 from sandbox.skillsvideo import SkillsVideoEmulator
 from sandbox.tensorpix import TensorPixEmulator
@@ -18,6 +19,7 @@ from tools.clock import Clock
 
 EMULATORS: dict[str, type[Emulator]] = {
     FlexstackEmulator.id: FlexstackEmulator,
+    KlingEmulator.id: KlingEmulator,
     ModelsLabEmulator.id: ModelsLabEmulator,
     SkillsVideoEmulator.id: SkillsVideoEmulator,
     TensorPixEmulator.id: TensorPixEmulator,

@@ -6,6 +6,7 @@ from collections.abc import Mapping
 
 from tools.providers.base import Adapter
 from tools.providers.flexstack import Flexstack
+from tools.providers.kling import Kling
 from tools.providers.modelslab import ModelsLab
 from tools.providers.skillsvideo import SkillsVideo
 from tools.providers.tensorpix import TensorPix
@@ -13,6 +14,7 @@ from tools.redact import Redactor
 
 ADAPTERS: dict[str, type[Adapter]] = {
     Flexstack.id: Flexstack,
+    Kling.id: Kling,
     ModelsLab.id: ModelsLab,
     SkillsVideo.id: SkillsVideo,
     TensorPix.id: TensorPix,
