@@ -209,20 +209,24 @@ def test_any_body_under_any_status_is_a_state_or_the_documented_error(provider: 
     run()
 
 
+def fuzz_later_reply(provider: str, adapter: Adapter, step: Then, seeds: Sequence[Any]) -> None:
+    # Its own function, so each step is bound by a closure: hypothesis refuses a test with defaults.
+    @settings(max_examples=300, deadline=None, database=None, suppress_health_check=list(HealthCheck))
+    @given(body=bodies(seeds), code=st.sampled_from(CODES), extra=headers)
+    def run(body: bytes, code: int, extra: dict[str, str]) -> None:
+        outcome = read_with(step, adapter, Reply(code, body, extra))
+        check_outcome(provider, outcome, code, model_answer=step.own_errors)
+
+    run()
+
+
 @pytest.mark.parametrize("provider", [p for p in PROVIDERS if kit(p).follow_ups])
 def test_any_body_under_any_status_at_a_later_request_of_a_read_is_a_state_or_the_documented_error(
     provider: str,
 ) -> None:
     adapter = adapter_for(provider)
     for step, seeds in follow_ups(provider):
-
-        @settings(max_examples=300, deadline=None, database=None, suppress_health_check=list(HealthCheck))
-        @given(body=bodies(seeds), code=st.sampled_from(CODES), extra=headers)
-        def run(body: bytes, code: int, extra: dict[str, str], step: Then = step) -> None:
-            outcome = read_with(step, adapter, Reply(code, body, extra))
-            check_outcome(provider, outcome, code, model_answer=step.own_errors)
-
-        run()
+        fuzz_later_reply(provider, adapter, step, seeds)
         readable = [read_with(step, adapter, Reply(200, as_bytes(seed))) for seed in seeds]
         assert any(isinstance(outcome, JobState) for outcome in readable), readable
 
