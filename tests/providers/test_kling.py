@@ -363,8 +363,9 @@ def test_a_bare_ids_found_answer_and_its_errors_are_read_as_usual() -> None:
     kling = adapter()
     first = kling.parser_for(TASK_ID)
     assert read_reply(kling, reply(PROCESSING), kling.redact, first).status == "running"  # type: ignore[union-attr]
-    with pytest.raises(AuthenticationFailed):
-        read_reply(kling, reply({"code": 1004, "message": "expired"}, 401), kling.redact, first)
+    for status in (401, 404):
+        with pytest.raises(AuthenticationFailed):
+            read_reply(kling, reply({"code": 1004, "message": "expired"}, status), kling.redact, first)
     # A 404 that says the path itself is wrong is no reason to try another family.
     with pytest.raises(ProviderProtocolError):
         read_reply(kling, reply({"code": 1202, "message": "bad method"}, 404), kling.redact, first)

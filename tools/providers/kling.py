@@ -21,7 +21,7 @@ As PROVIDERS-MORE.md §5 records it (mirrors of the official docs, real captures
 - Ids are 18-digit strings above 2^53 (or older base64-like ones): they stay strings throughout.
 
 What is not documented, and chosen here [inf]: how an unknown task is answered (read as not found: HTTP 404
-unless its code says the path itself is wrong, or code 1203 under any status), and that the clock of the
+with no other code, or code 1203 under any status), and that the clock of the
 token is this machine's.
 """
 
@@ -36,13 +36,19 @@ import re
 import time
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
-from typing import Annotated, Any, Self
+from typing import Annotated, Any, NoReturn, Self
 from urllib.parse import urlsplit
 
 import httpx
 from pydantic import BaseModel, BeforeValidator, ConfigDict, ValidationError
 
-from tools.errors import InvalidTaskId, ProviderNotConfigured, ProviderProtocolError, ProviderUnavailable
+from tools.errors import (
+    AuthenticationFailed,
+    InvalidTaskId,
+    ProviderNotConfigured,
+    ProviderProtocolError,
+    ProviderUnavailable,
+)
 from tools.providers.base import (
     SAFE_TASK_ID,
     Adapter,
@@ -154,7 +160,7 @@ class _Code(_Wire):
     """The error part of the envelope, read from any body, however little of the rest is readable."""
 
     code: int | None = None
-    message: str | None = None
+    message: _Text = None
 
 
 def _code_of(body: bytes) -> tuple[int | None, str]:
@@ -304,9 +310,9 @@ class Kling(Adapter):
         if code in _TOKEN_CODES:
             return self.auth_failed(words)
         if code in _CLOCK_CODES:
-            return self.auth_failed(
-                f"{words}. The token was made a moment ago, so if Kling says it {_CLOCK_CODES[code]}, this "
-                "machine's clock is off: set it right (NTP)"
+            return AuthenticationFailed(
+                f"Kling says the token {_CLOCK_CODES[code]}.{self.quoted(words)} Each token is made for its request "
+                "from this machine's clock, so the clock is off: set it right (NTP), then check again."
             )
         if code in _ACCOUNT_CODES:
             return self.account_refused(reply.status_code, words)
@@ -327,7 +333,7 @@ class Kling(Adapter):
             f"as the create call returned it, alone or as family/task_id. {self.base_url_env} sets the host."
         )
 
-    def _by_status(self, reply: Reply, message: str) -> None:
+    def _by_status(self, reply: Reply, message: str) -> NoReturn:
         status = reply.status_code
         if status == 401:
             raise self.auth_failed(message)
@@ -346,7 +352,8 @@ def _split(task_id: str) -> tuple[str, str]:
 
 def _not_found(reply: Reply) -> bool:
     code, _ = _code_of(reply.body)
-    return code == _NOT_FOUND or (reply.status_code == 404 and code != _WRONG_PATH)
+    # A 404 whose code says something else (the path is wrong, the token is refused) is read by that code.
+    return code == _NOT_FOUND or (reply.status_code == 404 and code in (None, 0))
 
 
 def _expiry(created_at_ms: int | None) -> str | None:
@@ -366,6 +373,6 @@ def _output(video: _Video, expires_at: str | None) -> Output:
         kind="video",
         # The documented outputs are MP4 files; a URL naming another type is taken at its word.
         mime_type=mimetypes.guess_type(urlsplit(url).path)[0] or "video/mp4",
-        duration_s=finite_number(video.duration),
+        duration_s=video.duration,
         expires_at=expires_at,
     )
