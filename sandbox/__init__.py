@@ -12,6 +12,7 @@ from starlette.routing import Mount
 from sandbox.core import Emulator, Fault, Job, JobView, Timeline
 from sandbox.fal import FalEmulator
 from sandbox.flexstack import FlexstackEmulator
+from sandbox.kling import KlingEmulator
 from sandbox.luma import LumaEmulator
 from sandbox.minimax import MiniMaxEmulator
 from sandbox.modelslab import ModelsLabEmulator
@@ -27,6 +28,7 @@ from tools.clock import Clock
 EMULATORS: dict[str, type[Emulator]] = {
     FalEmulator.id: FalEmulator,
     FlexstackEmulator.id: FlexstackEmulator,
+    KlingEmulator.id: KlingEmulator,
     LumaEmulator.id: LumaEmulator,
     MiniMaxEmulator.id: MiniMaxEmulator,
     ModelsLabEmulator.id: ModelsLabEmulator,

@@ -404,8 +404,8 @@ async def test_cli_sandbox_serves_the_emulators_on_loopback_at_the_settings_it_p
         assert process.stdout is not None
         with anyio.fail_after(20):
             printed: dict[str, str] = {}
-            # One export line per provider setting (key and base URL); the first line is a comment.
-            while len(printed) < 2 * len(ADAPTERS):
+            # One export line per setting an emulator gives (its keys and base URL); the first line is a comment.
+            while len(printed) < sum(len(cls().env("http://x")) for cls in EMULATORS.values()):
                 line = await anyio.to_thread.run_sync(process.stdout.readline)
                 assert line, "genresult-mcp sandbox ended before printing its settings"
                 if line.startswith("export "):

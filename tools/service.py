@@ -288,7 +288,7 @@ class GenerationService:
         slow trickle of bytes or a read of several requests cannot carry a wait past its deadline.
         """
         build: RequestBuilder = adapter.build_request
-        parse: Callable[[Reply], JobState | Then] = adapter.parse
+        parse: Callable[[Reply], JobState | Then] = adapter.parser_for(task_id)
         own_errors = False
         try:
             with anyio.fail_after(timeout_s):

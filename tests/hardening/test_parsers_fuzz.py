@@ -187,9 +187,11 @@ def read_with(step: Then, adapter: Adapter, reply: Reply) -> JobState | Then | G
 def follow_ups(provider: str) -> list[tuple[Then, Sequence[Any]]]:
     """The later requests of the provider's reads: what each documented lead-in hands on, and its seeds."""
     adapter = adapter_for(provider)
+    # The first reply of a read of the provider's example id, since what a reply leads to may depend on the id.
+    first = adapter.parser_for(adapter.validate_task_id(adapter.example_task_id))
     found = []
     for lead, seeds in kit(provider).follow_ups:
-        step = read_reply(adapter, Reply(200, as_bytes(lead)), adapter.redact)
+        step = read_reply(adapter, Reply(200, as_bytes(lead)), adapter.redact, first)
         assert isinstance(step, Then), (lead, step)
         found.append((step, seeds))
     return found

@@ -66,7 +66,8 @@ class ProviderKit:
     side_paths: frozenset[str] = frozenset()
     """Requests the provider's own auth makes on the side (a login), never carrying the id."""
     follow_ups: Sequence[tuple[Any, Sequence[Any]]] = ()
-    """For reads of more than one request: a first reply that leads on, and seeds of the next reply."""
+    """For reads of more than one request: a first reply (to a read of the adapter's `example_task_id`) that
+    leads on, and seeds of the next reply."""
     body_decides: tuple[range, tuple[type[GenResultError], ...]] | None = None
     """HTTP codes under which the body decides the error, and the errors it may then give."""
     failed_by_code: bool = False

@@ -13,6 +13,7 @@ from tools.providers import declared
 from tools.providers.base import Adapter, env_value
 from tools.providers.fal import Fal
 from tools.providers.flexstack import Flexstack
+from tools.providers.kling import Kling
 from tools.providers.luma import Luma
 from tools.providers.minimax import MiniMax
 from tools.providers.modelslab import ModelsLab
@@ -26,6 +27,7 @@ from tools.redact import Redactor
 BUILT_IN: dict[str, type[Adapter]] = {
     Fal.id: Fal,
     Flexstack.id: Flexstack,
+    Kling.id: Kling,
     Luma.id: Luma,
     MiniMax.id: MiniMax,
     ModelsLab.id: ModelsLab,

@@ -259,6 +259,12 @@ class Adapter(ABC):
         """Pure: the provider's reply to the normalized state, the next request of the read (`Then`), or a
         `GenResultError`."""
 
+    def parser_for(self, task_id: str) -> Callable[[Reply], JobState | Then]:
+        """The parser of the first reply of a read of `task_id` (already validated): `parse`, unless what the
+        reply means depends on the id itself (an id of a short form whose not-found sends the read on to
+        another path, which the reply cannot name). The id is then what the first request hands on."""
+        return self.parse
+
     def auth(self) -> httpx.Auth | None:
         """An httpx auth flow for providers whose credentials need requests of their own (login, refresh)."""
         return None
