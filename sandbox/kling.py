@@ -91,6 +91,10 @@ class KlingEmulator(Emulator):
             raise ValueError(f"{cls.id} jobs cannot end {outcome}")
         return f"{_FIRST_ID + n}" + ("-fail" if outcome == "failed" else "")
 
+    @classmethod
+    def finished_id(cls, n: int) -> str:
+        return f"{_FIRST_ID + n}-done"
+
     def credentials(self) -> dict[str, str]:
         return {self.api_key_env: self.api_key, self.secret_key_env: self.secret_key}
 

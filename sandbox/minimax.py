@@ -71,6 +71,14 @@ class MiniMaxEmulator(Emulator):
             code = job.detail.get("error_code", 1024) if job is not None else 1024
         return _base_resp(code, message)
 
+    @classmethod
+    def finished_id(cls, n: int) -> str:
+        return "7" + f"{n:014d}"
+
+    def finished_at_start(self, task_id: str) -> bool:
+        # Task ids are digits: ones starting with 7 are finished when first seen.
+        return task_id.startswith("7")
+
     def accepts_new_id(self, task_id: str) -> bool:
         return task_id.isascii() and task_id.isdigit() and not task_id.startswith("404")
 

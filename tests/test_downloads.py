@@ -699,3 +699,15 @@ async def test_a_negative_index_sends_nothing(sandbox: Sandbox, clock: VirtualCl
     with pytest.raises(InvalidArgument):
         await service.downloads.download("skillsvideo", "gen_1", -2)
     assert recording.seen == []
+
+
+@pytest.mark.parametrize("provider", sorted(EMULATORS))
+async def test_each_providers_finished_sandbox_id_downloads_at_once_as_a_one_shot_command_needs(
+    clock: VirtualClock, tmp_path: Path, provider: str
+) -> None:
+    # `genresult-mcp --sandbox download P ID` checks once: the id must be a job already finished when first seen.
+    sandbox = Sandbox(clock)
+    service, _ = in_process_service(sandbox, clock, tmp_path)
+    result = await service.downloads.download(provider, EMULATORS[provider].finished_id(1))
+    assert result.status == "succeeded" and result.outputs
+    assert all(output.path is not None and Path(output.path).stat().st_size > 0 for output in result.outputs)
