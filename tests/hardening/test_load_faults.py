@@ -12,6 +12,7 @@ Then the Flexstack login under load: many calls meeting an expired token, one re
 from __future__ import annotations
 
 import itertools
+import random
 from typing import Any
 
 import anyio
@@ -78,7 +79,8 @@ async def test_five_hundred_waits_ride_out_a_fifth_of_answers_faulted_and_a_chec
     clock = SystemClock()
     jobs_clock = VirtualClock()
     sandbox = Sandbox(jobs_clock, auto_create=False)
-    chaoses = [Chaos(FAULT_RATE, TRANSIENT) for _ in PROVIDERS]
+    # A sequence of its own for each provider: one shared start would give every provider the same first draws.
+    chaoses = [Chaos(FAULT_RATE, TRANSIENT, rng=random.Random(seed)) for seed, _ in enumerate(PROVIDERS)]
     for provider, chaos in zip(PROVIDERS, chaoses, strict=True):
         sandbox[provider].chaos = chaos
 

@@ -36,6 +36,10 @@ from tools.result import GenerationResult, JobState
 from tools.service import read_reply
 
 PROVIDERS = sorted(ADAPTERS)
+# Bodies drawn in all, shared by the providers (each gets at least the floor), so the suite's time does not grow
+# with every provider added.
+EXAMPLES_IN_ALL = 4_000
+EXAMPLES_PER_PROVIDER = max(250, EXAMPLES_IN_ALL // len(PROVIDERS))
 
 # The documented payloads of PROVIDERS.md, the seeds the near misses grow from.
 
@@ -201,7 +205,7 @@ def follow_ups(provider: str) -> list[tuple[Then, Sequence[Any]]]:
 def test_any_body_under_any_status_is_a_state_or_the_documented_error(provider: str) -> None:
     adapter = adapter_for(provider)
 
-    @settings(max_examples=600, deadline=None, database=None, suppress_health_check=list(HealthCheck))
+    @settings(max_examples=EXAMPLES_PER_PROVIDER, deadline=None, database=None, suppress_health_check=list(HealthCheck))
     @given(body=bodies(kit(provider).seeds), code=st.sampled_from(CODES), extra=headers)
     def run(body: bytes, code: int, extra: dict[str, str]) -> None:
         check_outcome(provider, read(adapter, Reply(code, body, extra)), code)
@@ -212,7 +216,9 @@ def test_any_body_under_any_status_is_a_state_or_the_documented_error(provider: 
 def fuzz_later_reply(provider: str, adapter: Adapter, step: Then, seeds: Sequence[Any]) -> None:
     """One later request's replies, fuzzed (its own function: hypothesis refuses a test with defaults)."""
 
-    @settings(max_examples=300, deadline=None, database=None, suppress_health_check=list(HealthCheck))
+    @settings(
+        max_examples=EXAMPLES_PER_PROVIDER // 2, deadline=None, database=None, suppress_health_check=list(HealthCheck)
+    )
     @given(body=bodies(seeds), code=st.sampled_from(CODES), extra=headers)
     def run(body: bytes, code: int, extra: dict[str, str]) -> None:
         outcome = read_with(step, adapter, Reply(code, body, extra))

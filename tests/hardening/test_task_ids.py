@@ -1,6 +1,6 @@
 """Task ids cannot steer requests.
 
-Tens of thousands of generated ids per provider (arbitrary text, near misses of real ids, path tricks,
+Forty thousand generated ids, shared by the providers (arbitrary text, near misses of real ids, path tricks,
 encodings, look-alike digits) go through the service to a transport that records every request. For each:
 no exception but the documented tool errors; an id the provider could never have issued is
 `invalid_task_id` and sends nothing; any other id travels as exactly one escaped path segment of the
@@ -34,7 +34,10 @@ from tools.service import GenerationService
 PROVIDERS = sorted(ADAPTERS)
 
 BASE_PATH = "/some/base"
-IDS_PER_PROVIDER = 10_000
+# The ids generated in all, shared by the providers (each gets at least the floor), so the suite's time does not
+# grow with every provider added.
+IDS_IN_ALL = 40_000
+IDS_PER_PROVIDER = max(2_000, IDS_IN_ALL // len(PROVIDERS))
 BATCH = 100
 
 
@@ -163,7 +166,7 @@ def task_ids(provider: str) -> st.SearchStrategy[str]:
 
 
 @pytest.mark.parametrize("provider", PROVIDERS)
-def test_ten_thousand_generated_ids_never_steer_a_request_off_the_documented_path(provider: str) -> None:
+def test_thousands_of_generated_ids_never_steer_a_request_off_the_documented_path(provider: str) -> None:
     adapter = adapters_from_env(provider_env(), Redactor())[provider]
     client = httpx.AsyncClient(transport=Recorder().transport)
     seen: list[int] = []
