@@ -10,7 +10,7 @@ are counted once.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import anyio
@@ -22,8 +22,12 @@ from sandbox import Sandbox, Timeline
 from server.app import open_service
 from server.settings import Settings
 from tools.clock import VirtualClock
+from tools.errors import GenResultError
 from tools.providers import adapters_from_env
+from tools.providers.base import Adapter, Reply, RequestBuilder, Then
 from tools.redact import Redactor
+from tools.result import JobState
+from tools.service import MAX_REQUESTS_PER_READ, read_reply
 
 # Every result carries the fields DESIGN.md requires, so a tiny provider answer (ModelsLab's 55-byte error)
 # cannot shrink; the targets are therefore on the whole and on answers big enough to have fat to cut.
@@ -66,18 +70,48 @@ async def _pairs() -> list[Pair]:
         for provider in sorted(sandbox.emulators):
             adapter = adapters[provider]
             for n, outcome in enumerate(("succeeded", "failed", "canceled"), start=1):
+                if outcome not in sandbox[provider].outcomes:
+                    continue
                 tid = task_id(provider, 900 + n * 10)
-                sandbox[provider].add_job(tid, Timeline(queued_s=PHASE_S, running_s=PHASE_S, outcome=outcome))
+                job = sandbox[provider].add_job(tid, Timeline(queued_s=PHASE_S, running_s=PHASE_S, outcome=outcome))
                 for at in (0.5, 1.5, 2.5):
-                    clock.advance(at * PHASE_S - (clock.monotonic() - sandbox[provider].jobs[tid].created_at))
-                    request = adapter.build_request(raw_client, tid)
-                    raw = await raw_client.send(request, auth=adapter.auth() or httpx.USE_CLIENT_DEFAULT)
+                    clock.advance(at * PHASE_S - (clock.monotonic() - job.created_at))
+                    bodies = await _raw_read(adapter, raw_client, adapter.validate_task_id(tid))
                     result = await service.check(provider, tid)
                     key = (provider, result.status, result.provider_status)
-                    pretty = json.dumps(raw.json(), indent=2, ensure_ascii=False).encode()
+                    pretty = b"".join(_pretty(body) for body in bodies)
                     ours = result.compact_json().encode()
-                    seen.setdefault(key, Pair(*key, len(raw.content), len(ours), len(pretty)))
+                    seen.setdefault(key, Pair(*key, sum(map(len, bodies)), len(ours), len(pretty)))
     return list(seen.values())
+
+
+async def _raw_read(adapter: Adapter, client: httpx.AsyncClient, wire_id: str) -> list[bytes]:
+    """The bodies of every request one read of the job takes (fal's status and result, say): what a peer
+    that passed the provider's answers on would show."""
+    build: RequestBuilder = adapter.build_request
+    parse: Callable[[Reply], JobState | Then] = adapter.parser_for(wire_id)
+    own_errors = False
+    bodies = []
+    for _ in range(MAX_REQUESTS_PER_READ):
+        response = await client.send(build(client, wire_id), auth=adapter.auth() or httpx.USE_CLIENT_DEFAULT)
+        bodies.append(response.content)
+        try:
+            outcome = read_reply(
+                adapter, Reply.from_response(response, response.content), adapter.redact, parse, own_errors=own_errors
+            )
+        except GenResultError:
+            break
+        if not isinstance(outcome, Then):
+            break
+        build, parse, own_errors = outcome.build, outcome.parse, outcome.own_errors
+    return bodies
+
+
+def _pretty(body: bytes) -> bytes:
+    try:
+        return json.dumps(json.loads(body), indent=2, ensure_ascii=False).encode()
+    except ValueError:
+        return body
 
 
 def measure() -> list[Pair]:
