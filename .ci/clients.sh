@@ -9,6 +9,8 @@ cd "$(dirname "$0")/.."
 
 INSPECTOR_VERSION=2.12.0
 CONFORMANCE_VERSION=0.1.16
+# The MCP Bundle CLI, for Claude Desktop's one-click install.
+MCPB_VERSION=2.1.2
 # The conformance suite needs node >= 22 (it crashes at import on 20); npm's `node` package ships one.
 NODE_VERSION=22.23.3
 
@@ -42,12 +44,14 @@ cat >"$work/package.json" <<JSON
   "dependencies": {
     "@modelcontextprotocol/inspector": "$INSPECTOR_VERSION",
     "@modelcontextprotocol/conformance": "$CONFORMANCE_VERSION",
+    "@anthropic-ai/mcpb": "$MCPB_VERSION",
     "node": "$NODE_VERSION"
   }
 }
 JSON
 if [ "$(installed_version @modelcontextprotocol/inspector)" = "$INSPECTOR_VERSION" ] \
   && [ "$(installed_version @modelcontextprotocol/conformance)" = "$CONFORMANCE_VERSION" ] \
+  && [ "$(installed_version @anthropic-ai/mcpb)" = "$MCPB_VERSION" ] \
   && [ "$("$bin/node" --version 2>/dev/null)" = "v$NODE_VERSION" ]; then
   echo "already installed; not touching the network"
 else
@@ -57,6 +61,15 @@ echo "inspector $(installed_version @modelcontextprotocol/inspector), conformanc
 
 # From here on nothing is fetched: the tools run from node_modules with the pinned node first on PATH.
 export PATH="$bin:$PATH"
+
+section "MCP Bundle: manifest.json validated and packed with the pinned mcpb CLI"
+mcpb validate manifest.json || fail "manifest.json does not validate"
+bundle="$PWD/.ci/.work/bundle"
+rm -rf "$bundle" && mkdir -p "$bundle"
+cp -r manifest.json pyproject.toml README.md server tools sandbox "$bundle/"
+find "$bundle" -name __pycache__ -prune -exec rm -rf {} +
+(cd "$bundle" && mcpb pack . "$PWD/../genresult-mcp.mcpb") || fail "mcpb pack failed"
+ls -l "$PWD/.ci/.work/genresult-mcp.mcpb"
 
 # The stdio server, as an MCP client config would start it; errors only on stderr.
 server=(genresult-mcp serve --sandbox)
