@@ -188,9 +188,8 @@ def register_tools(mcp: MCPServer[GenerationService], *, default_wait_s: float) 
         timeout_s: Annotated[
             Seconds | None,
             Field(
-                description=f"Longest wait in seconds (null: {default_wait_s:g}). Keep it under your client's own "
-                "tool-call time limit (60 s in many clients, 5 s in some); the server caps it at "
-                "GENRESULT_MAX_WAIT_S."
+                description=f"Longest wait in seconds (null: {default_wait_s:g}); keep it under your client's own "
+                "tool-call time limit."
             ),
         ] = default_wait_s,
         poll_interval_s: Annotated[
@@ -198,11 +197,10 @@ def register_tools(mcp: MCPServer[GenerationService], *, default_wait_s: float) 
             Field(description="Fixed seconds between checks; leave null and the server paces itself."),
         ] = None,
     ) -> Annotated[CallToolResult, GenerationResult]:
-        """Wait until an AI generation job is done (succeeded, failed or canceled), at most timeout_s seconds.
+        """Wait until an AI generation job is done, at most timeout_s seconds; progress while waiting.
 
-        Returns the same result as get_generation_result plus elapsed_s, polls and timed_out. Running out of
-        time is a normal answer (done false, timed_out true): call again with the same provider and task_id
-        to keep waiting. Sends progress notifications while waiting when the client asks for them.
+        Returns get_generation_result's result plus elapsed_s, polls and timed_out. Running out of time is a
+        normal answer (timed_out true): call again with the same provider and task_id to keep waiting.
         """
 
         async def report(progress: float, total: float | None, message: str) -> None:
@@ -230,9 +228,8 @@ def register_many_tool(mcp: MCPServer[GenerationService], *, default_wait_s: flo
     ) -> Annotated[CallToolResult, ManyResult]:
         """Wait on several generation jobs at once (at any providers) until all are done, or the first one.
 
-        Returns results in the order of jobs, each as get_generation_result gives it (a job that cannot be
-        checked has {provider, task_id, error} instead), plus done, pending, elapsed_s, polls and timed_out.
-        Timing out is a normal answer: call again with the pending jobs.
+        Returns results in the order of jobs, each as get_generation_result gives it (or {provider, task_id,
+        error} for a job that cannot be checked), plus done, pending, elapsed_s, polls and timed_out.
         """
 
         async def report(progress: float, total: float | None, message: str) -> None:
@@ -259,14 +256,12 @@ def register_download_tool(mcp: MCPServer[GenerationService]) -> None:
             Field(description="Only this output (its position in outputs, from 0); null saves every output."),
         ] = None,
     ) -> Annotated[CallToolResult, GenerationResult]:
-        """Save a succeeded job's files (all outputs, or outputs[index]) on this server's disk, before the
+        """Save a succeeded job's files (all outputs, or outputs[index]) on this server's disk before the
         provider's URLs expire.
 
-        Checks the job once, as get_generation_result. A job that has not succeeded is answered as its result,
-        with a note that nothing was downloaded (call wait_for_generation first). Otherwise each file goes to
-        GENRESULT_DOWNLOAD_DIR/{provider}/{task}/{file}, and the result carries path, sha256 and size_bytes on
-        every saved output, plus one resource link per file. Calling again is cheap: files already saved whole
-        are not fetched again. Sends progress notifications (bytes) while it downloads.
+        Checks the job once; one not succeeded is answered as its result with a note (wait for it first).
+        Returns the result with path, sha256 and size_bytes on every saved output, and a resource link per
+        file. Files already saved whole are not fetched again.
         """
 
         async def report(progress: float, total: float | None, message: str) -> None:

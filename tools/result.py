@@ -8,9 +8,9 @@ wait, how long. Field order is the order agents see in the compact JSON text.
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_serializer
+from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema, field_serializer
 
 Status = Literal["queued", "running", "succeeded", "failed", "canceled"]
 OutputKind = Literal["video", "image", "audio", "file"]
@@ -23,6 +23,8 @@ def _compact_schema(schema: dict[str, Any]) -> None:
     it into the model's context. Titles only restate field names; and since a field without a value is left
     out of every answer, never sent as null, an optional field's schema is its value's alone."""
     schema.pop("title", None)
+    # Left out: no answer ever carries a field the model does not have, and the list is sent to every session.
+    schema.pop("additionalProperties", None)
     # A model's docstring is for the code; what a field means is in its own description.
     schema.pop("description", None)
     for field in schema.get("properties", {}).values():
@@ -58,10 +60,8 @@ class Output(_Model):
     requires_auth: bool | None = Field(
         default=None, description="Fetching needs the provider's key: use download_generation_outputs."
     )
-    path: str | None = Field(
-        default=None, description="download_generation_outputs only: the absolute path of the saved file."
-    )
-    sha256: str | None = Field(default=None, description="download_generation_outputs only: the saved file's SHA-256.")
+    path: str | None = Field(default=None, description="Downloads: the saved file.")
+    sha256: str | None = None
 
 
 class JobError(_Model):
@@ -158,9 +158,17 @@ class JobSlotError(_Model):
 class ManyResult(_Model):
     """What `wait_for_generations` answers: one slot per job, in the order given."""
 
-    results: list[GenerationResult | JobSlotError] = Field(
-        description="Per job, in order: a result as get_generation_result gives, or {provider, task_id, error}."
-    )
+    # Each item's schema is get_generation_result's, which the tool list already carries: said, not repeated.
+    results: Annotated[
+        list[GenerationResult | JobSlotError],
+        WithJsonSchema(
+            {
+                "type": "array",
+                "items": {"type": "object"},
+                "description": "Per job, in order: get_generation_result's result, or {provider, task_id, error}.",
+            }
+        ),
+    ]
     done: int = Field(description="Jobs done (an error slot counts as done).")
     pending: int
     elapsed_s: float
