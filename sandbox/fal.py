@@ -70,7 +70,7 @@ class FalEmulator(Emulator):
         return bool(_UUID.fullmatch(task_id)) and not task_id.startswith("dead")
 
     def outcome_for(self, task_id: str) -> Outcome:
-        return "failed" if task_id.startswith("fa11") else "succeeded"
+        return "failed" if request_id(task_id).startswith("fa11") else "succeeded"
 
     def routes(self) -> list[BaseRoute]:
         return [
