@@ -37,8 +37,9 @@ BASE_PATH = "/some/base"
 # The ids generated in all, shared by the providers (each gets at least the floor), so the suite's time does not
 # grow with every provider added.
 IDS_IN_ALL = 40_000
-IDS_PER_PROVIDER = max(2_000, IDS_IN_ALL // len(PROVIDERS))
 BATCH = 100
+# Whole batches: hypothesis draws one batch per example.
+IDS_PER_PROVIDER = max(2_000, IDS_IN_ALL // len(PROVIDERS)) // BATCH * BATCH
 
 
 def provider_env() -> dict[str, str]:
