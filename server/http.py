@@ -299,7 +299,13 @@ def transport_security(host: str, port: int, allowed_hosts: list[str]) -> Transp
     """Host/Origin validation stays on everywhere; off loopback the allowed names must be given."""
     # Port 0 asks the system for a free port, which is not known here: any port on a loopback name is fine.
     at = "*" if port == 0 else str(port)
-    hosts = [f"{name}:{at}" for name in ("127.0.0.1", "localhost", "[::1]")] if is_loopback(host) else []
+    names = ["127.0.0.1", "localhost", "[::1]"]
+    if is_loopback(host):
+        # Any loopback address may be bound (127.0.0.2, say); clients then name that address.
+        bound = host.strip().removeprefix("[").removesuffix("]")
+        spelled = f"[{bound}]" if ":" in bound else bound
+        names += [] if spelled.lower() in names else [spelled]
+    hosts = [f"{name}:{at}" for name in names] if is_loopback(host) else []
     hosts += allowed_hosts
     origins = [f"http://{h}" for h in hosts] + [f"https://{h}" for h in hosts]
     return TransportSecuritySettings(enable_dns_rebinding_protection=True, allowed_hosts=hosts, allowed_origins=origins)

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import logging
+import uuid
+
 import httpx
 import pytest
 from mcp import Client
 
-from tests.hardening.test_http_transport import INITIALIZE, MCP_HEADERS, TOKEN, mcp_over_http
+from server.logs import FloodFilter, SessionIdFilter, session_tag
+from tests.hardening.test_http_transport import INITIALIZE, MCP_HEADERS, TOKEN, initialize, mcp_over_http
 from tools.mcp_tools import ERROR_META
 
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -40,3 +44,34 @@ async def test_an_unknown_argument_is_refused_by_name_before_any_wait(connect, t
     error = reply.meta[ERROR_META]
     assert error["code"] == "invalid_argument"
     assert "'pad'" in error["message"] and "p" * 50 not in error["message"]
+
+
+async def test_a_server_bound_to_another_loopback_address_serves_clients_that_name_it() -> None:
+    with mcp_over_http(token=None, host="127.0.0.2") as server:
+        named = await initialize(server, Host=f"127.0.0.2:{server.port}")
+        usual = await initialize(server)
+        rebound = await initialize(server, Host=f"127.0.0.3:{server.port}")
+    assert (named.status_code, usual.status_code, rebound.status_code) == (200, 200, 421)
+
+
+def test_session_ids_are_logged_as_a_short_hash() -> None:
+    session_id = uuid.uuid4().hex
+    record = logging.LogRecord("mcp", logging.INFO, __file__, 1, "Created session %s", (session_id,), None)
+    assert SessionIdFilter().filter(record)
+    assert session_id not in record.getMessage()
+    assert record.getMessage() == f"Created session {session_tag(session_id)}"
+
+
+def test_a_flood_of_one_warning_logs_one_line_per_interval_with_the_count_held_back() -> None:
+    now = [0.0]
+    flood = FloodFilter(interval_s=10, clock=lambda: now[0])
+
+    def warn(text: str = "socket.accept() out of system resource") -> logging.LogRecord:
+        return logging.LogRecord("asyncio", logging.ERROR, __file__, 1, text, None, None)
+
+    passed = [record for _ in range(5000) if flood.filter(record := warn())]
+    other = flood.filter(warn("something else"))
+    now[0] = 10.5
+    after = warn()
+    assert len(passed) == 1 and other and flood.filter(after)
+    assert after.getMessage().endswith("(4999 more like it held back)")
