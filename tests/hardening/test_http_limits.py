@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import logging
+import socket
 import uuid
 
+import anyio
 import httpx
 import pytest
 from mcp import Client
+from starlette.types import Receive, Scope, Send
 
+from server.connections import guarded_protocol
 from server.logs import FloodFilter, SessionIdFilter, session_tag
+from tests.hardening.loopback import serving
 from tests.hardening.test_http_transport import INITIALIZE, MCP_HEADERS, TOKEN, initialize, mcp_over_http
 from tools.mcp_tools import ERROR_META
 
@@ -75,3 +80,42 @@ def test_a_flood_of_one_warning_logs_one_line_per_interval_with_the_count_held_b
     after = warn()
     assert len(passed) == 1 and other and flood.filter(after)
     assert after.getMessage().endswith("(4999 more like it held back)")
+
+
+async def hello(scope: Scope, receive: Receive, send: Send) -> None:
+    await send({"type": "http.response.start", "status": 200, "headers": [(b"content-length", b"2")]})
+    await send({"type": "http.response.body", "body": b"ok"})
+
+
+def stalled(port: int, sends: bytes) -> socket.socket:
+    sock = socket.create_connection(("127.0.0.1", port), timeout=5)
+    sock.sendall(sends)
+    return sock
+
+
+def closed_by_server(sock: socket.socket, within_s: float) -> bool:
+    sock.settimeout(within_s)
+    try:
+        return sock.recv(1) == b""
+    except TimeoutError:
+        return False
+    except ConnectionResetError:
+        return True
+
+
+async def test_stalled_connections_are_bounded_and_closed_while_a_real_client_is_served() -> None:
+    protocol = guarded_protocol(max_connections=20, head_timeout_s=1.0)
+    with serving(hello, http=protocol, timeout_keep_alive=1) as server, anyio.fail_after(15):
+        attackers = [stalled(server.port, b"" if n % 2 else b"GET / HTTP/1.1\r\nHost: x\r\n") for n in range(60)]
+        try:
+            async with httpx.AsyncClient() as http:
+                answers = [(await http.get(f"{server.root}/")).status_code for _ in range(5)]
+            # Past the bound, the oldest stalled ones were closed at once to make room.
+            evicted = sum(closed_by_server(sock, 0.05) for sock in attackers[:40])
+            # The rest, by the head deadline.
+            late = [closed_by_server(sock, 3.0) for sock in attackers[40:]]
+        finally:
+            for sock in attackers:
+                sock.close()
+    assert answers == [200] * 5
+    assert evicted >= 40 - 1 and all(late)
