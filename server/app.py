@@ -13,6 +13,7 @@ import httpx
 from mcp.server.mcpserver import MCPServer
 
 from server import __version__
+from server.logs import FloodFilter, SessionIdFilter
 from server.settings import Settings
 from tools.clock import Clock
 from tools.downloads import MIB, DownloadConfig, Origin, SavedHook, guarded_transport
@@ -131,6 +132,8 @@ def configure_logging(level: str, redactor: Redactor) -> None:
     """Logs go to stderr (stdout is the protocol in stdio mode), each line passed through the redactor."""
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    handler.addFilter(FloodFilter())
+    handler.addFilter(SessionIdFilter())
     handler.addFilter(RedactingFilter(redactor))
     root = logging.getLogger()
     for old in list(root.handlers):

@@ -28,6 +28,7 @@ import httpx
 
 from server import __version__
 from server.app import build_server, configure_logging, open_service
+from server.connections import guarded_protocol
 from server.http import http_app
 from server.settings import Settings, SettingsError
 from tools.errors import GenResultError
@@ -35,6 +36,11 @@ from tools.redact import Redactor
 from tools.result import GenerationResult
 
 logger = logging.getLogger("genresult")
+
+# A kept-alive connection with no next request is closed after this long.
+KEEP_ALIVE_S = 5
+# How long a stopping HTTP server gives in-flight waits to answer before it cuts them.
+SHUTDOWN_GRACE_S = 10
 
 EXIT_SUCCEEDED, EXIT_FAILED, EXIT_TIMED_OUT, EXIT_ERROR = 0, 1, 2, 3
 
@@ -169,10 +175,20 @@ def _serve(args: argparse.Namespace, settings: Settings, redactor: Redactor) -> 
     app = http_app(
         mcp, settings, host=args.host, port=args.port, stateless=args.stateless, allowed_hosts=args.allow_host
     )
+    config = uvicorn.Config(
+        app,
+        host=args.host,
+        port=args.port,
+        # None keeps uvicorn on our handlers, so its lines go through the redacting and flood filters too.
+        log_config=None,
+        lifespan="on",
+        http=guarded_protocol(settings.http_max_connections, settings.http_head_timeout_s),
+        timeout_keep_alive=KEEP_ALIVE_S,
+        timeout_graceful_shutdown=SHUTDOWN_GRACE_S,
+    )
     _settle_for_serving()
     sys.stderr.write(f"genresult-mcp: MCP over streamable HTTP at http://{args.host}:{args.port}/mcp\n")
-    # log_config=None keeps uvicorn on our handlers, so its lines go through the redacting filter too.
-    uvicorn.run(app, host=args.host, port=args.port, log_config=None, lifespan="on")
+    uvicorn.Server(config).run()
     return 0
 
 

@@ -95,11 +95,81 @@ async def _unauthorized(send: Send) -> None:
     await send({"type": "http.response.body", "body": UNAUTHORIZED_BODY})
 
 
+# A tools/call is a few hundred bytes; this leaves room for any honest request and bounds what one may hold.
+MAX_BODY_BYTES = 256 * 1024
+
+TOO_LARGE_BODY = (
+    b'{"error":"request_too_large","message":"A request body may be at most 256 KiB; '
+    b"send only the arguments the tool's input schema lists.\"}"
+)
+
+
+class BodyLimitMiddleware:
+    """Answers 413 to a request whose body is larger than `limit` bytes, declared or streamed, before the
+    MCP app holds it whole (the SDK reads every body into memory before it parses it)."""
+
+    def __init__(self, app: ASGIApp, limit: int = MAX_BODY_BYTES) -> None:
+        self.app = app
+        self.limit = limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = [value for name, value in scope["headers"] if name.lower() == b"content-length"]
+        if any(not value.isdigit() or int(value) > self.limit for value in declared):
+            await _too_large(send)
+            return
+        received = 0
+        over = started = False
+
+        async def bounded_receive() -> Message:
+            nonlocal received, over
+            if over:
+                return {"type": "http.disconnect"}
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.limit:
+                    over = True
+                    return {"type": "http.disconnect"}
+            return message
+
+        async def guarded_send(message: Message) -> None:
+            nonlocal started
+            if over and not started:
+                return
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        await self.app(scope, bounded_receive, guarded_send)
+        if over and not started:
+            await _too_large(send)
+
+
+async def _too_large(send: Send) -> None:
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 413,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(TOO_LARGE_BODY)).encode()),
+                (b"connection", b"close"),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": TOO_LARGE_BODY})
+
+
 SESSION_HEADER = b"mcp-session-id"
 
 # Delivering the cancel is one notification into a session's queue; a session too stuck to take it in this
 # long has bigger trouble, and the POST's task should not hang on it.
 CANCEL_DELIVERY_S = 5.0
+
+# How much of a request body is kept to find its JSON-RPC id.
+ID_SCAN_BYTES = 4096
 
 
 class CancelOnDisconnect:
@@ -123,14 +193,15 @@ class CancelOnDisconnect:
         if scope["type"] != "http" or scope["method"] != "POST" or not _has_header(scope, SESSION_HEADER):
             await self.app(scope, receive, send)
             return
-        body = bytearray()
+        head = bytearray()
         answered = hung_up = False
 
         async def watch_receive() -> Message:
             nonlocal hung_up
             message = await receive()
             if message["type"] == "http.request":
-                body.extend(message.get("body", b""))
+                # Only the id is wanted, and clients put it before the params: a padded body is not copied.
+                head.extend(message.get("body", b"")[: ID_SCAN_BYTES - len(head)])
             elif message["type"] == "http.disconnect" and not answered:
                 hung_up = True
             return message
@@ -142,7 +213,7 @@ class CancelOnDisconnect:
             await send(message)
 
         await self.app(scope, watch_receive, watch_send)
-        if hung_up and (request_id := _request_id(bytes(body))) is not None:
+        if hung_up and (request_id := _request_id(bytes(head))) is not None:
             await self._cancel(scope, request_id)
 
     async def _cancel(self, scope: Scope, request_id: str | int) -> None:
@@ -180,24 +251,61 @@ def _has_header(scope: Scope, name: bytes) -> bool:
     return any(key.lower() == name for key, _ in scope["headers"])
 
 
-def _request_id(body: bytes) -> str | int | None:
-    """The id of the JSON-RPC request in `body`, or None for a notification, a response or no JSON at all."""
+def _request_id(head: bytes) -> str | int | None:
+    """The id of the JSON-RPC request whose body starts with `head`, or None for a notification, a response,
+    no JSON at all, or an id that comes after `ID_SCAN_BYTES`.
+
+    The top-level members are read one by one, as far as `head` goes, so a long params member after the id
+    (the usual order) is never needed whole.
+    """
+    text = head.decode("utf-8", "ignore")
+    members: dict[str, object] = {}
+    position = _skip(text, 0)
+    if text[position : position + 1] != "{":
+        return None
+    position += 1
     try:
-        message = json.loads(body)
-    except ValueError:
+        while "id" not in members or "method" not in members:
+            position = _skip(text, position)
+            name, position = _DECODER.raw_decode(text, position)
+            position = _skip(text, position)
+            if text[position : position + 1] != ":":
+                return None
+            value, position = _DECODER.raw_decode(text, _skip(text, position + 1))
+            members.setdefault(str(name), value)
+            position = _skip(text, position)
+            if text[position : position + 1] != ",":
+                break
+            position += 1
+    except (ValueError, RecursionError):
+        pass
+    if not isinstance(members.get("method"), str):
         return None
-    if not isinstance(message, dict) or not isinstance(message.get("method"), str):
-        return None
-    request_id = message.get("id")
+    request_id = members.get("id")
     # bool is an int to Python, never an id to JSON-RPC.
     return request_id if isinstance(request_id, str | int) and not isinstance(request_id, bool) else None
+
+
+_DECODER = json.JSONDecoder()
+
+
+def _skip(text: str, position: int) -> int:
+    while position < len(text) and text[position] in " \t\r\n":
+        position += 1
+    return position
 
 
 def transport_security(host: str, port: int, allowed_hosts: list[str]) -> TransportSecuritySettings:
     """Host/Origin validation stays on everywhere; off loopback the allowed names must be given."""
     # Port 0 asks the system for a free port, which is not known here: any port on a loopback name is fine.
     at = "*" if port == 0 else str(port)
-    hosts = [f"{name}:{at}" for name in ("127.0.0.1", "localhost", "[::1]")] if is_loopback(host) else []
+    names = ["127.0.0.1", "localhost", "[::1]"]
+    if is_loopback(host):
+        # Any loopback address may be bound (127.0.0.2, say); clients then name that address.
+        bound = host.strip().removeprefix("[").removesuffix("]")
+        spelled = f"[{bound}]" if ":" in bound else bound
+        names += [] if spelled.lower() in names else [spelled]
+    hosts = [f"{name}:{at}" for name in names] if is_loopback(host) else []
     hosts += allowed_hosts
     origins = [f"http://{h}" for h in hosts] + [f"https://{h}" for h in hosts]
     return TransportSecuritySettings(enable_dns_rebinding_protection=True, allowed_hosts=hosts, allowed_origins=origins)
@@ -235,6 +343,7 @@ def http_app(
     )
     if not stateless:
         app = CancelOnDisconnect(app)
+    app = BodyLimitMiddleware(app)
     if settings.http_token:
         app = BearerTokenMiddleware(app, settings.http_token)
     return app

@@ -10,12 +10,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from server.connections import DEFAULT_HEAD_TIMEOUT_S, DEFAULT_MAX_CONNECTIONS
 from tools.downloads import DEFAULT_DOWNLOAD_DIR, DEFAULT_MAX_DOWNLOAD_MB
 from tools.polling import PollPolicy
 from tools.providers import adapters_from_env
 from tools.providers.base import env_value
 from tools.redact import Redactor
 from tools.service import DEFAULT_MAX_WAIT_S, DEFAULT_REQUEST_TIMEOUT_S, DEFAULT_WAIT_S
+
+# One agent opens one session; a few spare cover reconnects whose old session has not expired yet.
+DEFAULT_SESSIONS_PER_CLIENT = 16
+# The SDK keeps an idle session 30 minutes; a client that went away holds its place that long.
+DEFAULT_SESSION_IDLE_S = 300.0
 
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
@@ -32,6 +38,14 @@ class Settings:
     default_wait_s: float = DEFAULT_WAIT_S
     """`timeout_s` of a wait whose caller gives none: lower it for clients whose tool calls time out sooner."""
     http_token: str | None = None
+    http_max_connections: int = DEFAULT_MAX_CONNECTIONS
+    """Open HTTP connections at once (`GENRESULT_HTTP_MAX_CONNECTIONS`); keep it well under the open-file limit."""
+    http_head_timeout_s: float = DEFAULT_HEAD_TIMEOUT_S
+    """Seconds a connection has to send a complete request head (`GENRESULT_HTTP_HEAD_TIMEOUT_S`)."""
+    http_sessions_per_client: int = DEFAULT_SESSIONS_PER_CLIENT
+    """Stateful sessions one bearer token, or one address without a token, may hold open at once."""
+    http_session_idle_s: float = DEFAULT_SESSION_IDLE_S
+    """Seconds without a request after which a stateful session is closed (`GENRESULT_HTTP_SESSION_IDLE_S`)."""
     request_timeout_s: float = DEFAULT_REQUEST_TIMEOUT_S
     log_level: str = "WARNING"
     sandbox_pace: float = 1.0
@@ -71,6 +85,10 @@ class Settings:
             max_wait_s=max_wait_s,
             default_wait_s=default_wait_s,
             http_token=env.get("GENRESULT_HTTP_TOKEN", "").strip() or None,
+            http_max_connections=_count(env, "GENRESULT_HTTP_MAX_CONNECTIONS", DEFAULT_MAX_CONNECTIONS),
+            http_head_timeout_s=_positive(env, "GENRESULT_HTTP_HEAD_TIMEOUT_S", DEFAULT_HEAD_TIMEOUT_S),
+            http_sessions_per_client=_count(env, "GENRESULT_HTTP_SESSIONS_PER_CLIENT", DEFAULT_SESSIONS_PER_CLIENT),
+            http_session_idle_s=_positive(env, "GENRESULT_HTTP_SESSION_IDLE_S", DEFAULT_SESSION_IDLE_S),
             request_timeout_s=_positive(env, "GENRESULT_REQUEST_TIMEOUT_S", DEFAULT_REQUEST_TIMEOUT_S),
             log_level=_log_level(env),
             sandbox_pace=_positive(env, "GENRESULT_SANDBOX_PACE", 1.0),
@@ -131,6 +149,15 @@ def _positive(env: Mapping[str, str], name: str, default: float) -> float:
     if not math.isfinite(value) or value <= 0:
         raise SettingsError(f"{name}={raw!r} is not a positive number; unset it to use {default:g}.")
     return value
+
+
+def _count(env: Mapping[str, str], name: str, default: int) -> int:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    if not raw.isdigit() or int(raw) <= 0:
+        raise SettingsError(f"{name}={raw!r} is not a positive whole number; unset it to use {default}.")
+    return int(raw)
 
 
 def _log_level(env: Mapping[str, str]) -> str:

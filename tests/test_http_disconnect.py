@@ -145,3 +145,12 @@ async def test_a_legacy_client_that_stays_gets_its_answers_through_the_middlewar
                 )
                 assert GenerationResult.model_validate(reply.structured_content).status == "succeeded"
     assert len(sandbox["skillsvideo"].requests) == 3
+
+
+async def test_a_hang_up_finds_the_id_of_a_request_padded_far_past_what_is_kept() -> None:
+    app = Recorder(finish=False)
+    padded = json.dumps(
+        {"jsonrpc": "2.0", "id": 9, "method": "tools/call", "params": {"name": "x", "pad": "p" * 1_000_000}}
+    ).encode()
+    await drive(app, post(), padded)
+    assert [json.loads(body)["params"]["requestId"] for _, body in app.seen[1:]] == [9]

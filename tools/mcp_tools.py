@@ -25,11 +25,15 @@ from pydantic_core import ErrorDetails
 from tools.errors import GenResultError, InvalidArgument
 from tools.providers import ADAPTERS
 from tools.result import GenerationResult, ManyResult
+from tools.safety import clean_text
 from tools.service import GenerationService
 
 READ_ONLY = ToolAnnotations(read_only_hint=True, idempotent_hint=True, open_world_hint=True)
 # It writes files on the server's disk, never over one it did not make whole: idempotent, not destructive.
 WRITES_FILES = ToolAnnotations(read_only_hint=False, idempotent_hint=True, destructive_hint=False, open_world_hint=True)
+
+# An unknown argument's name is quoted back this far, no further.
+MAX_ARGUMENT_NAME = 40
 
 # Where an error result carries its code and message as data.
 ERROR_META = "genresult-mcp/error"
@@ -81,6 +85,14 @@ class GenResultServer(MCPServer[GenerationService]):
     async def call_tool(
         self, name: str, arguments: dict[str, Any], context: Context[GenerationService, Any] | None = None
     ) -> Any:
+        tool = self._tool_manager.get_tool(name)
+        if tool is not None and (unknown := sorted(set(arguments) - set(tool.parameters.get("properties", {})))):
+            # Refused before the wait starts, so a padded extra argument is not held for the whole wait.
+            known = ", ".join(tool.parameters.get("properties", {}))
+            named = ", ".join(repr(clean_text(key, MAX_ARGUMENT_NAME)) for key in unknown[:3])
+            return error_result(
+                InvalidArgument(f"Unknown argument(s) {named}: {name} takes only {known}. Remove the others.")
+            )
         try:
             return await super().call_tool(name, arguments, context)
         except ToolError as exc:

@@ -13,6 +13,7 @@ import socket
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 import uvicorn
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -52,7 +53,9 @@ class _Server(uvicorn.Server):
 
 
 class LoopbackServer:
-    def __init__(self, app: ASGIApp, sock: socket.socket | None = None, *, lifespan: bool = False) -> None:
+    def __init__(
+        self, app: ASGIApp, sock: socket.socket | None = None, *, lifespan: bool = False, **config: Any
+    ) -> None:
         self.app = app
         self.sock = sock or bound_socket()
         self.port: int = self.sock.getsockname()[1]
@@ -63,9 +66,12 @@ class LoopbackServer:
             log_config=None,
             log_level="critical",
             access_log=False,
-            timeout_keep_alive=5,
-            # Emulators send their own Date (on their clock) with a Retry-After date; a second one would confuse.
-            date_header=False,
+            **{
+                "timeout_keep_alive": 5,
+                # Emulators send their own Date (on their clock) with a Retry-After date; a second would confuse.
+                "date_header": False,
+                **config,
+            },
         )
         self._server = _Server(config)
         self._thread = threading.Thread(target=self._run, daemon=True)
@@ -85,8 +91,11 @@ class LoopbackServer:
 
 
 @contextmanager
-def serving(app: ASGIApp, sock: socket.socket | None = None, *, lifespan: bool = False) -> Iterator[LoopbackServer]:
-    server = LoopbackServer(app, sock, lifespan=lifespan)
+def serving(
+    app: ASGIApp, sock: socket.socket | None = None, *, lifespan: bool = False, **config: Any
+) -> Iterator[LoopbackServer]:
+    """`config`: further `uvicorn.Config` arguments."""
+    server = LoopbackServer(app, sock, lifespan=lifespan, **config)
     server.start()
     try:
         yield server

@@ -1,0 +1,121 @@
+"""What one client may hold of the HTTP server: request bodies, unknown arguments, sessions, connections."""
+
+from __future__ import annotations
+
+import logging
+import socket
+import uuid
+
+import anyio
+import httpx
+import pytest
+from mcp import Client
+from starlette.types import Receive, Scope, Send
+
+from server.connections import guarded_protocol
+from server.logs import FloodFilter, SessionIdFilter, session_tag
+from tests.hardening.loopback import serving
+from tests.hardening.test_http_transport import INITIALIZE, MCP_HEADERS, TOKEN, initialize, mcp_over_http
+from tools.mcp_tools import ERROR_META
+
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
+
+
+async def test_a_body_over_256_kib_gets_413_before_the_mcp_app_holds_it() -> None:
+    padded = {**INITIALIZE, "params": {**INITIALIZE["params"], "pad": "p" * 300_000}}  # type: ignore[dict-item]
+    with mcp_over_http() as server:
+        async with httpx.AsyncClient() as http:
+            declared = await http.post(f"{server.root}/mcp", json=padded, headers={**MCP_HEADERS, **AUTH})
+
+            async def chunks():  # type: ignore[no-untyped-def]
+                for _ in range(40):
+                    yield b"p" * 10_000
+
+            streamed = await http.post(f"{server.root}/mcp", content=chunks(), headers={**MCP_HEADERS, **AUTH})
+            honest = await http.post(f"{server.root}/mcp", json=INITIALIZE, headers={**MCP_HEADERS, **AUTH})
+    assert (declared.status_code, streamed.status_code) == (413, 413)
+    assert declared.json()["error"] == "request_too_large"
+    assert honest.status_code == 200
+
+
+@pytest.mark.parametrize("tool", ["wait_for_generation", "get_generation_result"])
+async def test_an_unknown_argument_is_refused_by_name_before_any_wait(connect, tool: str) -> None:  # type: ignore[no-untyped-def]
+    async with connect() as client:
+        assert isinstance(client, Client)
+        reply = await client.call_tool(
+            tool, {"provider": "skillsvideo", "task_id": "gen_x", "timeout_s": 30, "pad": "p" * 100_000}
+        )
+    assert reply.is_error and reply.meta is not None
+    error = reply.meta[ERROR_META]
+    assert error["code"] == "invalid_argument"
+    assert "'pad'" in error["message"] and "p" * 50 not in error["message"]
+
+
+async def test_a_server_bound_to_another_loopback_address_serves_clients_that_name_it() -> None:
+    with mcp_over_http(token=None, host="127.0.0.2") as server:
+        named = await initialize(server, Host=f"127.0.0.2:{server.port}")
+        usual = await initialize(server)
+        rebound = await initialize(server, Host=f"127.0.0.3:{server.port}")
+    assert (named.status_code, usual.status_code, rebound.status_code) == (200, 200, 421)
+
+
+def test_session_ids_are_logged_as_a_short_hash() -> None:
+    session_id = uuid.uuid4().hex
+    record = logging.LogRecord("mcp", logging.INFO, __file__, 1, "Created session %s", (session_id,), None)
+    assert SessionIdFilter().filter(record)
+    assert session_id not in record.getMessage()
+    assert record.getMessage() == f"Created session {session_tag(session_id)}"
+
+
+def test_a_flood_of_one_warning_logs_one_line_per_interval_with_the_count_held_back() -> None:
+    now = [0.0]
+    flood = FloodFilter(interval_s=10, clock=lambda: now[0])
+
+    def warn(text: str = "socket.accept() out of system resource") -> logging.LogRecord:
+        return logging.LogRecord("asyncio", logging.ERROR, __file__, 1, text, None, None)
+
+    passed = [record for _ in range(5000) if flood.filter(record := warn())]
+    other = flood.filter(warn("something else"))
+    now[0] = 10.5
+    after = warn()
+    assert len(passed) == 1 and other and flood.filter(after)
+    assert after.getMessage().endswith("(4999 more like it held back)")
+
+
+async def hello(scope: Scope, receive: Receive, send: Send) -> None:
+    await send({"type": "http.response.start", "status": 200, "headers": [(b"content-length", b"2")]})
+    await send({"type": "http.response.body", "body": b"ok"})
+
+
+def stalled(port: int, sends: bytes) -> socket.socket:
+    sock = socket.create_connection(("127.0.0.1", port), timeout=5)
+    sock.sendall(sends)
+    return sock
+
+
+def closed_by_server(sock: socket.socket, within_s: float) -> bool:
+    sock.settimeout(within_s)
+    try:
+        return sock.recv(1) == b""
+    except TimeoutError:
+        return False
+    except ConnectionResetError:
+        return True
+
+
+async def test_stalled_connections_are_bounded_and_closed_while_a_real_client_is_served() -> None:
+    protocol = guarded_protocol(max_connections=20, head_timeout_s=1.0)
+    with serving(hello, http=protocol, timeout_keep_alive=1) as server, anyio.fail_after(15):
+        attackers = [stalled(server.port, b"" if n % 2 else b"GET / HTTP/1.1\r\nHost: x\r\n") for n in range(60)]
+        try:
+            async with httpx.AsyncClient() as http:
+                answers = [(await http.get(f"{server.root}/")).status_code for _ in range(5)]
+            # Past the bound, the oldest stalled ones were closed at once to make room.
+            evicted = sum(closed_by_server(sock, 0.05) for sock in attackers[:40])
+            # The rest, by the head deadline.
+            late = [closed_by_server(sock, 3.0) for sock in attackers[40:]]
+        finally:
+            for sock in attackers:
+                sock.close()
+    assert answers == [200] * 5
+    assert evicted >= 40 - 1 and all(late)
