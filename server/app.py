@@ -14,18 +14,20 @@ from mcp.server.mcpserver import MCPServer
 
 from server import __version__
 from server.settings import Settings
-from tools.clock import Clock
+from tools.clock import Clock, SystemClock
 from tools.mcp_tools import register_tools
 from tools.polling import PollPolicy
 from tools.providers import ADAPTERS, adapters_from_env
 from tools.redact import RedactingFilter, Redactor
+from tools.registry import Registry, open_store
 from tools.service import GenerationService
 
 INSTRUCTIONS = (
     "Checks on and collects the results of asynchronous AI generation jobs (video, image, audio) at "
-    f"{', '.join(ADAPTERS)}. Use get_generation_result for one look and "
-    "wait_for_generation to wait up to timeout_s (default 50 s); a timed-out wait is not an error: call it "
-    "again with the same task_id."
+    f"{', '.join(ADAPTERS)}. Use get_generation_result for one look, "
+    "wait_for_generation to wait up to timeout_s (default 50 s), wait_for_generations for several jobs at "
+    "once; a timed-out wait is not an error: call it again with the same task_id. list_generations shows the "
+    "jobs checked before, in earlier conversations too."
 )
 
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
@@ -61,6 +63,12 @@ async def open_service(
             headers={"User-Agent": f"genresult-mcp/{__version__}"},
         )
 
+    clock = clock or SystemClock()
+    redactor.add(settings.db_password())
+    registry = Registry(open_store(settings.db), clock, retention_days=settings.db_retention_days)
+    # Opened here, in the lifespan, never at import: a start that lists tools costs no database work, and a
+    # database that is down is logged and retried by later calls instead of stopping the server.
+    await registry.open()
     service = GenerationService(
         adapters,
         open_client,
@@ -69,6 +77,7 @@ async def open_service(
         policy=policy or settings.poll_policy(),
         max_wait_s=settings.max_wait_s,
         request_timeout_s=settings.request_timeout_s,
+        registry=registry,
     )
     try:
         yield service

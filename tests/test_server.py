@@ -20,12 +20,14 @@ def text_of(reply: CallToolResult) -> str:
     return reply.content[0].text
 
 
-async def test_both_tools_are_listed_read_only_idempotent_open_world_with_the_result_schema(connect: Connect) -> None:
+async def test_the_check_and_wait_tools_are_read_only_idempotent_open_world_with_the_result_schema(
+    connect: Connect,
+) -> None:
     async with connect() as client:
         listed = {tool.name: tool for tool in (await client.list_tools()).tools}
 
-    assert set(listed) == {"get_generation_result", "wait_for_generation"}
-    for tool in listed.values():
+    assert set(listed) == {"get_generation_result", "wait_for_generation", "wait_for_generations", "list_generations"}
+    for tool in (listed["get_generation_result"], listed["wait_for_generation"]):
         assert tool.annotations is not None
         assert (
             tool.annotations.read_only_hint,

@@ -10,7 +10,10 @@
     │   ├── TaskNotFound              task_not_found
     │   ├── AuthenticationFailed      authentication_failed
     │   └── ProviderProtocolError     provider_protocol_error
-    └── ProviderUnavailable           provider_unavailable      could not get an answer; retryable
+    ├── ProviderUnavailable           provider_unavailable      could not get an answer; retryable
+    └── RegistryUnavailable           registry_unavailable      the server's own job registry is off or
+                                                                failing (its operator acts); only
+                                                                list_generations raises it
 
 A job that failed at the provider is not an error here: it is a `JobState` with status `failed`.
 Foreign exceptions (httpx, JSON, pydantic) are converted once, where they happen, to the most specific type.
@@ -92,3 +95,9 @@ class ProviderUnavailable(GenResultError):
     def __init__(self, message: str, *, retry_after: float | None = None) -> None:
         super().__init__(message)
         self.retry_after = retry_after
+
+
+class RegistryUnavailable(GenResultError):
+    """The job registry is off (GENRESULT_DB=off) or its database cannot be used; checks and waits go on."""
+
+    code = "registry_unavailable"

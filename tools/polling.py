@@ -20,6 +20,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from itertools import combinations
 
+from pydantic import BaseModel, ConfigDict, ValidationError
+
 from tools.clock import Clock
 from tools.errors import ProviderUnavailable
 from tools.result import DONE_STATUSES, JobState
@@ -256,6 +258,46 @@ class WaitMemory:
         self._jobs.move_to_end(key)
         while len(self._jobs) > self.size:
             self._jobs.popitem(last=False)
+
+    def export(self, key: Hashable, monotonic_now: float, wall_now: float) -> str | None:
+        """What is remembered of the job as JSON text timed on the wall clock (epoch seconds), for a store.
+
+        Monotonic clocks differ between processes; the wall clock is what replicas share.
+        """
+        entry = self._jobs.get(key)
+        if entry is None:
+            return None
+        shift = wall_now - monotonic_now
+        return _StoredMemory(
+            samples=[(s.at + shift, s.state) for s in entry.samples],
+            updated=entry.updated + shift,
+            not_before=None if entry.not_before is None else entry.not_before + shift,
+        ).model_dump_json(exclude_none=True)
+
+    def restore(self, key: Hashable, text: str | None, monotonic_now: float, wall_now: float) -> None:
+        """Take what `export` wrote (here or in another process) as this job's memory; None forgets it."""
+        self._jobs.pop(key, None)
+        if text is None:
+            return
+        try:
+            stored = _StoredMemory.model_validate_json(text)
+        except ValidationError:
+            # Written by another version, or damaged: pacing from scratch is the safe way to go on.
+            return
+        shift = monotonic_now - wall_now
+        samples = tuple(Sample(at + shift, state) for at, state in stored.samples[-WINDOW:])
+        not_before = None if stored.not_before is None else stored.not_before + shift
+        self._jobs[key] = _Remembered(samples, stored.updated + shift, not_before)
+        while len(self._jobs) > self.size:
+            self._jobs.popitem(last=False)
+
+
+class _StoredMemory(BaseModel):
+    model_config = ConfigDict(extra="ignore", defer_build=True)
+
+    samples: list[tuple[float, JobState]]
+    updated: float
+    not_before: float | None = None
 
 
 ProgressReporter = Callable[[float, float | None, str], Awaitable[None]]

@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_serializer
 Status = Literal["queued", "running", "succeeded", "failed", "canceled"]
 OutputKind = Literal["video", "image", "audio", "file"]
 
+STATUSES: tuple[Status, ...] = ("queued", "running", "succeeded", "failed", "canceled")
 DONE_STATUSES: frozenset[Status] = frozenset({"succeeded", "failed", "canceled"})
 
 
@@ -112,6 +113,53 @@ class GenerationResult(_Model):
 
     def compact_json(self) -> str:
         """The text content: the same object as the structured content, one line, no nulls."""
+        return self.model_dump_json(exclude_none=True)
+
+    def structured(self) -> dict[str, object]:
+        return self.model_dump(mode="json", exclude_none=True)
+
+
+class JobFailure(_Model):
+    """A job of a wait_for_generations call that could not be checked; the other jobs go on."""
+
+    provider: str = Field(description="Provider id, as given.")
+    task_id: str = Field(description="Task id, as given.")
+    error: JobError = Field(
+        description="code: one of the tool error codes (unknown_provider, invalid_task_id, task_not_found, "
+        "provider_not_configured, ...); message: what to do."
+    )
+
+
+class BatchResult(_Model):
+    """What wait_for_generations answers: one slot per job, in the order given."""
+
+    results: list[GenerationResult | JobFailure] = Field(
+        description="One per job, in the order of jobs: its result, or {provider, task_id, error} when it could "
+        "not be checked."
+    )
+    done: int = Field(description="Jobs that are done (succeeded, failed or canceled).")
+    pending: int = Field(description="Jobs not done yet: call again with those to keep waiting.")
+    elapsed_s: float = Field(description="Seconds this call waited.")
+    polls: int = Field(description="Provider requests made, all jobs together.")
+    timed_out: bool = Field(
+        description="True when time ran out first (until=all: some job is pending; until=any: none is done)."
+    )
+    note: str | None = Field(default=None, description="Anything the caller should know about how the answer was made.")
+
+    def compact_json(self) -> str:
+        return self.model_dump_json(exclude_none=True)
+
+    def structured(self) -> dict[str, object]:
+        return self.model_dump(mode="json", exclude_none=True)
+
+
+class JobList(_Model):
+    """What list_generations answers: the jobs this server has seen, most recently checked first."""
+
+    jobs: list[GenerationResult] = Field(description="Last known state of each; checked_at says how old it is.")
+    total: int = Field(description="How many jobs match, of which at most limit are listed.")
+
+    def compact_json(self) -> str:
         return self.model_dump_json(exclude_none=True)
 
     def structured(self) -> dict[str, object]:
