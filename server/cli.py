@@ -6,6 +6,8 @@
     genresult-mcp wait PROVIDER TASK_ID [--timeout S] progress on stderr, JSON on stdout; exit 0/1/2/3
     genresult-mcp sandbox [--port N]                  the emulators on loopback, and the settings for them
     genresult-mcp demo                                a real MCP client against the server in sandbox mode
+    genresult-mcp wait-many P:ID ... [--any]          several jobs at once; exit 0/1/2/3
+    genresult-mcp list [--provider P] [--status S]    the jobs checked before (the registry)
 
 In stdio mode stdout is the protocol: everything human goes to stderr.
 """
@@ -78,6 +80,16 @@ def _parser() -> argparse.ArgumentParser:
     wait.add_argument("--timeout", type=float, default=50.0, metavar="S", help="longest wait in seconds")
     wait.add_argument("--interval", type=float, default=None, metavar="S", help="fixed seconds between checks")
 
+    many = commands.add_parser("wait-many", parents=[sandbox_flag], help="wait for several jobs; JSON on stdout")
+    many.add_argument("jobs", nargs="+", metavar="PROVIDER:TASK_ID")
+    many.add_argument("--any", action="store_true", help="return when the first job is done")
+    many.add_argument("--timeout", type=float, default=50.0, metavar="S", help="longest wait in seconds")
+
+    listing = commands.add_parser("list", help="the jobs checked before, most recently checked first")
+    listing.add_argument("--provider", default=None)
+    listing.add_argument("--status", default=None)
+    listing.add_argument("--limit", type=int, default=20)
+
     sandbox = commands.add_parser("sandbox", help="run the provider emulators on loopback")
     sandbox.add_argument("--host", default="127.0.0.1")
     sandbox.add_argument("--port", type=int, default=8765)
@@ -102,6 +114,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _serve(args, settings, redactor)
         if command in ("get", "wait"):
             return anyio.run(_check, args, settings, redactor)
+        if command == "wait-many":
+            return anyio.run(_wait_many, args, settings, redactor)
+        if command == "list":
+            return anyio.run(_list, settings, redactor, args)
         if command == "sandbox":
             return _run_sandbox(args.host, args.port)
         if command == "demo":
@@ -179,6 +195,49 @@ async def _check(args: argparse.Namespace, settings: Settings, redactor: Redacto
             return EXIT_ERROR
     sys.stdout.write(result.compact_json() + "\n")
     return _exit_code(result)
+
+
+async def _wait_many(args: argparse.Namespace, settings: Settings, redactor: Redactor) -> int:
+    jobs: list[tuple[str, str]] = []
+    for job in args.jobs:
+        provider, colon, task_id = job.partition(":")
+        if not colon:
+            sys.stderr.write(
+                f"genresult-mcp: {redactor(job)[:60]!r} is not PROVIDER:TASK_ID, e.g. tensorpix:3c90c3cc\n"
+            )
+            return EXIT_ERROR
+        jobs.append((provider, task_id))
+    transport: httpx.AsyncBaseTransport | None = None
+    if args.sandbox:
+        settings, transport = _sandboxed(settings)
+
+    async def report(progress: float, total: float | None, message: str) -> None:
+        sys.stderr.write(f"{message}\n")
+
+    async with open_service(settings, redactor, transport=transport) as service:
+        try:
+            batch = await service.wait_many(jobs, "any" if args.any else "all", args.timeout, report)
+        except GenResultError as exc:
+            sys.stderr.write(f"genresult-mcp: {redactor(str(exc))}\n")
+            return EXIT_ERROR
+    sys.stdout.write(batch.compact_json() + "\n")
+    results = [slot for slot in batch.results if isinstance(slot, GenerationResult)]
+    if len(results) < len(batch.results):
+        return EXIT_ERROR
+    if any(result.done and result.status != "succeeded" for result in results):
+        return EXIT_FAILED
+    return EXIT_TIMED_OUT if batch.timed_out else EXIT_SUCCEEDED
+
+
+async def _list(settings: Settings, redactor: Redactor, args: argparse.Namespace) -> int:
+    async with open_service(settings, redactor) as service:
+        try:
+            listed = await service.list_jobs(args.provider, args.status, args.limit)
+        except GenResultError as exc:
+            sys.stderr.write(f"genresult-mcp: {redactor(str(exc))}\n")
+            return EXIT_ERROR
+    sys.stdout.write(listed.compact_json() + "\n")
+    return EXIT_SUCCEEDED
 
 
 def _exit_code(result: GenerationResult) -> int:

@@ -10,6 +10,7 @@ import random
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -32,6 +33,14 @@ settings.register_profile("explore", derandomize=False)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "deterministic"))
 
 
+@pytest.fixture(autouse=True)
+def _registry_in_a_temp_folder(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Whatever a test starts (a server in-process, or a real process that reads the environment), its job
+    registry lands in a temporary folder, never in the developer's data folder or database."""
+    monkeypatch.delenv("GENRESULT_DB", raising=False)
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path_factory.mktemp("data")))
+
+
 @pytest.fixture
 def anyio_backend() -> str:
     return "asyncio"
@@ -52,9 +61,12 @@ ServerFactory = Callable[..., MCPServer[GenerationService]]
 
 
 @pytest.fixture
-def make_server(sandbox: Sandbox, clock: VirtualClock) -> ServerFactory:
+def make_server(sandbox: Sandbox, clock: VirtualClock, tmp_path: Path) -> ServerFactory:
+    """Servers on the emulators; their registry is an SQLite file in the test's folder unless `db` says else."""
+
     def make(env: dict[str, str] | None = None, **settings: Any) -> MCPServer[GenerationService]:
         provider_env = sandbox.env() if env is None else env
+        settings.setdefault("db", str(tmp_path / "jobs.sqlite3"))
         configured = Settings(provider_env=provider_env, **settings)
         return build_server(
             configured,

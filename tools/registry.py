@@ -145,7 +145,7 @@ _SCHEMA = (
 
 _UPSERT = (
     "INSERT INTO genresult_jobs (provider, task_id, status, result, saved, first_seen, last_checked)"
-    " VALUES ({0}, {1}, {2}, {3}, {4}, {5}, {5})"
+    " VALUES ({0}, {1}, {2}, {3}, {4}, {5}, {6})"
     " ON CONFLICT (provider, task_id) DO UPDATE SET status = excluded.status, result = excluded.result,"
     " saved = COALESCE(excluded.saved, genresult_jobs.saved), last_checked = excluded.last_checked"
 )
@@ -215,8 +215,8 @@ class SqliteStore:
     async def record(
         self, provider: str, task_id: str, status: str, result: str, saved: str | None, now: float
     ) -> None:
-        statement = _UPSERT.format(*"??????")
-        await self._run(lambda db: db.execute(statement, (provider, task_id, status, result, saved, now)))
+        statement = _UPSERT.format(*"???????")
+        await self._run(lambda db: db.execute(statement, (provider, task_id, status, result, saved, now, now)))
 
     async def list(self, provider: str | None, status: str | None, limit: int) -> tuple[list[StoredJob], int]:
         where, values = _where(provider, status, lambda _: "?")
@@ -322,7 +322,7 @@ class PostgresStore:
     ) -> None:
         async with self._errors("cannot write to"):
             await self._ready().execute(
-                _UPSERT.format("$1", "$2", "$3", "$4", "$5", "$6"), provider, task_id, status, result, saved, now
+                _UPSERT.format(*(f"${n}" for n in range(1, 8))), provider, task_id, status, result, saved, now, now
             )
 
     async def list(self, provider: str | None, status: str | None, limit: int) -> tuple[list[StoredJob], int]:
