@@ -418,7 +418,8 @@ class Registry:
     async def open(self) -> None:
         """Open the store at start-up; a failure is logged and left for later calls to retry."""
         if self.store is not None:
-            await self._call(lambda _store: _nothing(), eager=True)
+            with contextlib.suppress(StoreError):
+                await self._call(lambda _store: _nothing(), eager=True)
 
     async def aclose(self) -> None:
         if self.store is not None and self._opened:
