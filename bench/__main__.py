@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
-from bench import coldstart, compactness, concurrency, overhead, pollsim
+from bench import coldstart, compactness, concurrency, overhead, pollsim, registry
 from bench.report import Detail, Row, render_detail, render_rows
 
 
@@ -65,6 +65,7 @@ def main(argv: list[str] | None = None) -> int:
         return compactness.rows(pairs)
 
     step("compactness", sizes)
+    step("registry and multi-job wait", lambda: registry.rows(quick))
 
     print(render_rows(rows))
     for row in rows:

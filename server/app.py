@@ -66,9 +66,6 @@ async def open_service(
     clock = clock or SystemClock()
     redactor.add(settings.db_password())
     registry = Registry(open_store(settings.db), clock, retention_days=settings.db_retention_days)
-    # Opened here, in the lifespan, never at import: a start that lists tools costs no database work, and a
-    # database that is down is logged and retried by later calls instead of stopping the server.
-    await registry.open()
     service = GenerationService(
         adapters,
         open_client,
@@ -79,10 +76,13 @@ async def open_service(
         request_timeout_s=settings.request_timeout_s,
         registry=registry,
     )
-    try:
-        yield service
-    finally:
-        await service.aclose()
+    # Opened here, in the lifespan, never at import: a start that lists tools costs no database work, and a
+    # database that is down is logged and retried by later calls instead of stopping the server.
+    async with registry.running():
+        try:
+            yield service
+        finally:
+            await service.aclose()
 
 
 def build_server(

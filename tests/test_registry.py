@@ -18,7 +18,7 @@ from mcp.types import CallToolResult
 from sandbox import Sandbox, Timeline
 from tests.conftest import Connect, ServerFactory
 from tools.clock import VirtualClock
-from tools.registry import PostgresStore, Registry, SqliteStore, open_store
+from tools.registry import JobRow, PostgresStore, Registry, SqliteStore, open_store
 from tools.result import GenerationResult, JobList
 
 TENSORPIX_ID = "3c90c3cc-0d44-4b50-8888-8dd25736052a"
@@ -212,8 +212,8 @@ async def test_saved_files_stay_listed_when_a_later_check_brings_none(db: str) -
     await store.open()
     try:
         saved = json.dumps([{"url": "https://x/a.mp4", "kind": "video", "path": "/d/a.mp4"}])
-        await store.record("p", "t", "succeeded", '{"outputs":[]}', saved, 1.0)
-        await store.record("p", "t", "succeeded", '{"outputs":[{"url":"https://x/b.mp4"}]}', None, 2.0)
+        await store.record([JobRow("p", "t", "succeeded", '{"outputs":[]}', saved, 1.0)])
+        await store.record([JobRow("p", "t", "succeeded", '{"outputs":[{"url":"https://x/b.mp4"}]}', None, 2.0)])
         rows, total = await store.list(None, None, 5)
     finally:
         await store.close()
@@ -247,7 +247,7 @@ async def test_many_stores_opening_one_empty_registry_at_once_all_succeed_and_sh
         async with anyio.create_task_group() as group:
             for n, store in enumerate(stores):
                 assert store is not None
-                group.start_soon(store.record, "p", f"t{n}", "queued", "{}", None, float(n))
+                group.start_soon(store.record, [JobRow("p", f"t{n}", "queued", "{}", None, float(n))])
         assert stores[0] is not None
         _rows, total = await stores[0].list(None, None, 200)
     finally:

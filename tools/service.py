@@ -118,8 +118,7 @@ class GenerationService:
         self.request_timeout_s = request_timeout_s
 
     async def aclose(self) -> None:
-        """Close the clients the service opened (a client it was given stays open), and the registry."""
-        await self.registry.aclose()
+        """Close the clients the service opened; a client it was given stays open."""
         if self._owns_clients:
             for lanes in self.lanes.values():
                 for client in lanes.opened:
