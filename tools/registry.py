@@ -50,7 +50,7 @@ MEMORY_HORIZON_S = 600.0
 # almost as soon as it was checked, long enough that a burst of checks shares one transaction.
 WRITE_LINGER_S = 0.05
 # Fields that describe one wait, not the job: a listing shows the job's state only.
-_WAIT_FIELDS = frozenset({"elapsed_s", "polls", "timed_out", "note"})
+_WAIT_FIELDS = {"elapsed_s", "polls", "timed_out", "note"}
 
 T = TypeVar("T")
 
