@@ -551,7 +551,9 @@ class Registry:
             self._wake = anyio.Event()
             # A moment for the checks that arrive together (a batch wait's, a burst of calls) to join in.
             await anyio.sleep(WRITE_LINGER_S)
-            await self.flush()
+            # Shielded: the rows it took are in no other hands, and a cancel at shutdown must not drop them.
+            with anyio.CancelScope(shield=True):
+                await self.flush()
 
     async def recall(self, provider: str, task_id: str) -> tuple[bool, str | None]:
         """(whether the store answered, the wait memory it holds for the job)."""
