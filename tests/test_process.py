@@ -110,7 +110,7 @@ async def test_the_console_script_serves_every_provider_over_real_stdio_in_sandb
     with anyio.fail_after(45):
         async with Client(params) as client:
             names = {tool.name for tool in (await client.list_tools()).tools}
-            assert names == {"get_generation_result", "wait_for_generation"}
+            assert names == {"get_generation_result", "wait_for_generation", "wait_for_generations", "list_generations"}
             for provider, task_id in SANDBOX_IDS.items():
                 reply = await client.call_tool("get_generation_result", {"provider": provider, "task_id": task_id})
                 assert not reply.is_error, reply.content
@@ -135,7 +135,7 @@ async def test_mcp_json_launches_the_installed_server_as_a_client_would() -> Non
         async with Client(params) as client:
             names = {tool.name for tool in (await client.list_tools()).tools}
             reply = await client.call_tool("get_generation_result", {"provider": "nope", "task_id": "1"})
-    assert names == {"get_generation_result", "wait_for_generation"}
+    assert names == {"get_generation_result", "wait_for_generation", "wait_for_generations", "list_generations"}
     assert reply.is_error and "unknown_provider" in reply.content[0].text  # type: ignore[union-attr]
 
 
@@ -152,7 +152,7 @@ async def test_mcp_json_in_sandbox_mode_follows_a_job_at_every_provider_to_its_r
             async with anyio.create_task_group() as group:
                 for provider, task_id in fresh.items():
                     group.start_soon(waits.wait, provider, task_id, JOB_TIMEOUT_S)
-    assert names == {"get_generation_result", "wait_for_generation"}
+    assert names == {"get_generation_result", "wait_for_generation", "wait_for_generations", "list_generations"}
     for provider, task_id in fresh.items():
         result = waits.results[task_id]
         assert (result.provider, result.task_id) == (provider, task_id)

@@ -199,9 +199,11 @@ class GenerationService:
             return state
 
         key = (job.adapter.id, job.wire_id)
-        answered, memory = await self.registry.recall(*key)
-        if answered:
-            self.memory.restore(key, memory, self.clock.monotonic(), self.clock.now().timestamp())
+        shared = self.registry.store is not None
+        if shared:
+            answered, memory = await self.registry.recall(*key)
+            if answered:
+                self.memory.restore(key, memory, self.clock.monotonic(), self.clock.now().timestamp())
         try:
             return await wait_until_done(
                 read,
@@ -215,10 +217,11 @@ class GenerationService:
             )
         finally:
             # Also after a cancel: what was learned is true, and the next wait (anywhere) paces itself by it.
-            with anyio.CancelScope(shield=True):
-                await self.registry.keep(
-                    *key, self.memory.export(key, self.clock.monotonic(), self.clock.now().timestamp())
-                )
+            if shared:
+                with anyio.CancelScope(shield=True):
+                    await self.registry.keep(
+                        *key, self.memory.export(key, self.clock.monotonic(), self.clock.now().timestamp())
+                    )
 
     async def wait_many(
         self,
