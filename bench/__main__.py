@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
-from bench import coldstart, compactness, concurrency, downloads, overhead, pollsim, toollist
+from bench import coldstart, compactness, concurrency, downloads, overhead, pollsim, registry, toollist
 from bench.report import Detail, Row, render_detail, render_rows
 
 
@@ -94,6 +94,7 @@ def run(*, quick: bool, loaded: bool) -> int:
     step("compactness", sizes)
     step("tool list", toollist.rows)
     step("downloads", lambda: downloads.rows(rounds=3 if quick else 7))
+    step("registry and multi-job wait", lambda: registry.rows(quick))
 
     print(render_rows(rows))
     for row in rows:

@@ -15,19 +15,27 @@ from mcp.server.mcpserver import MCPServer
 from server import __version__
 from server.logs import FloodFilter, SessionIdFilter
 from server.settings import Settings
-from tools.clock import Clock
+from tools.clock import Clock, SystemClock
 from tools.downloads import MIB, DownloadConfig, Origin, SavedHook, guarded_transport
-from tools.mcp_tools import GenResultServer, register_download_tool, register_many_tool, register_tools
+from tools.mcp_tools import (
+    GenResultServer,
+    register_download_tool,
+    register_list_tool,
+    register_many_tool,
+    register_tools,
+)
 from tools.polling import PollPolicy
 from tools.providers import ADAPTERS, adapters_from_env
 from tools.redact import RedactingFilter, Redactor
+from tools.registry import Registry, open_store
 from tools.service import GenerationService
 
 INSTRUCTIONS = (
     "Checks on and collects the results of asynchronous AI generation jobs (video, image, audio) at "
     f"{', '.join(ADAPTERS)}. Use get_generation_result for one look and "
     "wait_for_generation to wait up to timeout_s (keep it under your own tool-call time limit); a timed-out "
-    "wait is not an error: call it again with the same task_id. wait_for_generations waits on several at once. "
+    "wait is not an error: call it again with the same task_id. wait_for_generations waits on several at once; "
+    "list_generations shows the jobs checked before, in earlier conversations too; "
     "download_generation_outputs saves a succeeded job's files on this server's disk before their URLs "
     "expire, and links them."
 )
@@ -68,6 +76,10 @@ async def open_service(
             headers={"User-Agent": f"genresult-mcp/{__version__}"},
         )
 
+    clock = clock or SystemClock()
+    redactor.add(settings.db_password())
+    registry = Registry(open_store(settings.db), clock, retention_days=settings.db_retention_days)
+
     def open_download_client(base: Origin) -> httpx.AsyncClient:
         return httpx.AsyncClient(
             transport=transport or guarded_transport((base[1], base[2]), ssl_context=ssl_context()),
@@ -93,11 +105,15 @@ async def open_service(
         max_wait_s=settings.max_wait_s,
         request_timeout_s=settings.request_timeout_s,
         downloads=downloads,
+        registry=registry,
     )
-    try:
-        yield service
-    finally:
-        await service.aclose()
+    # Opened here, in the lifespan, never at import: a start that lists tools costs no database work, and a
+    # database that is down is logged and retried by later calls instead of stopping the server.
+    async with registry.running():
+        try:
+            yield service
+        finally:
+            await service.aclose()
 
 
 def build_server(
@@ -125,6 +141,7 @@ def build_server(
     register_tools(mcp, default_wait_s=settings.default_wait_s)
     register_many_tool(mcp, default_wait_s=settings.default_wait_s)
     register_download_tool(mcp)
+    register_list_tool(mcp)
     return mcp
 
 

@@ -9,6 +9,8 @@
                                                       save a succeeded job's files; exit 0/1/2/3
     genresult-mcp sandbox [--port N]                  the emulators on loopback, and the settings for them
     genresult-mcp demo                                a real MCP client against the server in sandbox mode
+    genresult-mcp wait-many P:ID ... [--any]          several jobs at once; exit 0/1/2/3
+    genresult-mcp list [--provider P] [--status S]    the jobs checked before (the registry)
 
 In stdio mode stdout is the protocol: everything human goes to stderr.
 """
@@ -109,6 +111,11 @@ def _parser() -> argparse.ArgumentParser:
     many.add_argument("--any", action="store_true", help="return when the first job is done, not all")
     many.add_argument("--timeout", type=float, default=None, metavar="S", help="longest wait in seconds, for all")
 
+    listing = commands.add_parser("list", help="the jobs checked before, most recently checked first")
+    listing.add_argument("--provider", default=None)
+    listing.add_argument("--status", default=None)
+    listing.add_argument("--limit", type=int, default=20)
+
     sandbox = commands.add_parser("sandbox", help="run the provider emulators on loopback")
     sandbox.add_argument("--host", default="127.0.0.1")
     sandbox.add_argument("--port", type=int, default=8765)
@@ -137,6 +144,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return anyio.run(_check, args, settings, redactor)
         if command == "wait-many":
             return anyio.run(_wait_many, args, settings, redactor)
+        if command == "list":
+            return anyio.run(_list, settings, redactor, args)
         if command == "sandbox":
             return _run_sandbox(args.host, args.port, settings.sandbox_pace)
         if command == "demo":
@@ -272,6 +281,17 @@ async def _wait_many(args: argparse.Namespace, settings: Settings, redactor: Red
         if all(isinstance(r, GenerationResult) and r.status == "succeeded" for r in results)
         else EXIT_TIMED_OUT
     )
+
+
+async def _list(settings: Settings, redactor: Redactor, args: argparse.Namespace) -> int:
+    async with open_service(settings, redactor) as service:
+        try:
+            listed = await service.list_jobs(args.provider, args.status, args.limit)
+        except GenResultError as exc:
+            sys.stderr.write(f"genresult-mcp: {redactor(str(exc))}\n")
+            return EXIT_ERROR
+    sys.stdout.write(listed.compact_json() + "\n")
+    return EXIT_SUCCEEDED
 
 
 def _exit_code(result: GenerationResult, *, waited_for: bool = False) -> int:

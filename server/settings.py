@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import os
+import sys
 import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -16,6 +17,7 @@ from tools.polling import PollPolicy
 from tools.providers import adapters_from_env
 from tools.providers.base import env_value
 from tools.redact import Redactor
+from tools.registry import DEFAULT_RETENTION_DAYS, default_db_path, is_postgres
 from tools.service import DEFAULT_MAX_WAIT_S, DEFAULT_REQUEST_TIMEOUT_S, DEFAULT_WAIT_S
 
 # One agent opens one session; a few spare cover reconnects whose old session has not expired yet.
@@ -58,6 +60,10 @@ class Settings:
     """Where download_generation_outputs saves files (GENRESULT_DOWNLOAD_DIR)."""
     max_download_mb: float = DEFAULT_MAX_DOWNLOAD_MB
     """The largest file it saves (GENRESULT_MAX_DOWNLOAD_MB)."""
+    db: str = "off"
+    """The job registry: `off`, an SQLite file path, or a `postgresql://` URL. Off unless set: settings built in
+    code (tests, embedding) never touch the user's data folder; `from_env` gives the default file."""
+    db_retention_days: float = DEFAULT_RETENTION_DAYS
 
     def poll_policy(self) -> PollPolicy:
         return PollPolicy(floor_s=self.poll_floor_s, cap_s=self.poll_cap_s)
@@ -96,7 +102,13 @@ class Settings:
             poll_cap_s=cap,
             download_dir=_download_dir(env),
             max_download_mb=_max_download_mb(env),
+            db=_db(env),
+            db_retention_days=_positive(env, "GENRESULT_DB_RETENTION_DAYS", DEFAULT_RETENTION_DAYS, "days"),
         )
+
+    def db_password(self) -> str | None:
+        """The password inside a postgresql:// URL, which must never be shown."""
+        return urlsplit(self.db).password if is_postgres(self.db) else None
 
 
 def _check_provider_settings(env: Mapping[str, str]) -> None:
@@ -138,7 +150,30 @@ def _check_credential(name: str, value: str) -> None:
             )
 
 
-def _positive(env: Mapping[str, str], name: str, default: float) -> float:
+def _db(env: Mapping[str, str]) -> str:
+    raw = env.get("GENRESULT_DB", "").strip()
+    if raw.lower() == "off":
+        return "off"
+    if is_postgres(raw):
+        try:
+            parts = urlsplit(raw)
+            port_ok = parts.port is None or 0 < parts.port < 65536
+        except ValueError:
+            port_ok = False
+        if not port_ok:
+            raise SettingsError("GENRESULT_DB has a bad port: write it as postgresql://user:password@host:5432/db.")
+        return raw
+    if "://" in raw:
+        raise SettingsError(
+            "GENRESULT_DB must be off, a file path (SQLite) or a postgresql:// URL; "
+            f"{urlsplit(raw).scheme}:// is not supported."
+        )
+    if raw:
+        return str(Path(raw).expanduser())
+    return str(default_db_path(dict(env), Path.home(), sys.platform))
+
+
+def _positive(env: Mapping[str, str], name: str, default: float, unit: str = "seconds") -> float:
     raw = env.get(name, "").strip()
     if not raw:
         return default
@@ -147,7 +182,7 @@ def _positive(env: Mapping[str, str], name: str, default: float) -> float:
     except ValueError:
         value = math.nan
     if not math.isfinite(value) or value <= 0:
-        raise SettingsError(f"{name}={raw!r} is not a positive number; unset it to use {default:g}.")
+        raise SettingsError(f"{name}={raw!r} is not a positive number of {unit}; unset it to use {default:g}.")
     return value
 
 

@@ -29,7 +29,9 @@ async def test_the_tools_are_listed_with_the_annotations_of_the_design_and_the_r
         hints = tool.annotations
         assert hints is not None
         writes = name == "download_generation_outputs"
-        assert (hints.read_only_hint, hints.idempotent_hint, hints.open_world_hint) == (not writes, True, True)
+        # The listing asks no provider: closed-world.
+        world = name != "list_generations"
+        assert (hints.read_only_hint, hints.idempotent_hint, hints.open_world_hint) == (not writes, True, world)
         if writes:
             assert hints.destructive_hint is False
         assert tool.output_schema is not None

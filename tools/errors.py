@@ -14,6 +14,9 @@
     └── DownloadFailed                download_failed           an output could not be saved; the message
                                                                 says why (a refused URL, the size cap, the
                                                                 transfer, the disk) and who acts
+    └── RegistryUnavailable           registry_unavailable      the server's own job registry is off or
+                                                                failing (its operator acts); only
+                                                                list_generations raises it
 
 A job that failed at the provider is not an error here: it is a `JobState` with status `failed`.
 Foreign exceptions (httpx, JSON, pydantic) are converted once, where they happen, to the most specific type.
@@ -101,3 +104,9 @@ class DownloadFailed(GenResultError):
     """An output of a succeeded job could not be saved. The job itself is fine; files saved whole stay saved."""
 
     code = "download_failed"
+
+
+class RegistryUnavailable(GenResultError):
+    """The job registry is off (GENRESULT_DB=off) or its database cannot be used; checks and waits go on."""
+
+    code = "registry_unavailable"

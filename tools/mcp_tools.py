@@ -24,11 +24,14 @@ from pydantic_core import ErrorDetails
 
 from tools.errors import GenResultError, InvalidArgument
 from tools.providers import ADAPTERS
-from tools.result import GenerationResult, ManyResult
+from tools.registry import LIST_LIMIT_MAX
+from tools.result import STATUSES, BatchResult, GenerationResult, JobList
 from tools.safety import clean_text
 from tools.service import GenerationService
 
 READ_ONLY = ToolAnnotations(read_only_hint=True, idempotent_hint=True, open_world_hint=True)
+# The listing reads only what this server stored: no provider is asked.
+READ_LOCAL = ToolAnnotations(read_only_hint=True, idempotent_hint=True, open_world_hint=False)
 # It writes files on the server's disk, never over one it did not make whole: idempotent, not destructive.
 WRITES_FILES = ToolAnnotations(read_only_hint=False, idempotent_hint=True, destructive_hint=False, open_world_hint=True)
 
@@ -136,7 +139,9 @@ def error_result(exc: GenResultError, redact: Callable[[str], str] = str) -> Cal
     )
 
 
-def _answer(result: GenerationResult | ManyResult, links: list[ResourceLink] | None = None) -> CallToolResult:
+def _answer(
+    result: GenerationResult | BatchResult | JobList, links: list[ResourceLink] | None = None
+) -> CallToolResult:
     content: list[ContentBlock] = [TextContent(type="text", text=result.compact_json()), *(links or [])]
     return CallToolResult(content=content, structured_content=result.structured())
 
@@ -237,7 +242,7 @@ def register_many_tool(mcp: MCPServer[GenerationService], *, default_wait_s: flo
             Seconds | None,
             Field(description=f"Longest wait in seconds for them all (null: {default_wait_s:g}); as for one job."),
         ] = default_wait_s,
-    ) -> Annotated[CallToolResult, ManyResult]:
+    ) -> Annotated[CallToolResult, BatchResult]:
         """Wait on several generation jobs at once (at any providers) until all are done, or the first one.
 
         Returns results in the order of jobs, each as get_generation_result gives it (or {provider, task_id,
@@ -285,3 +290,27 @@ def register_download_tool(mcp: MCPServer[GenerationService]) -> None:
         except GenResultError as exc:
             return error_result(exc, service.redact)
         return _answer(result, _resource_links(result))
+
+
+def register_list_tool(mcp: MCPServer[GenerationService]) -> None:
+    @mcp.tool(annotations=READ_LOCAL, title="List generations")
+    @_described
+    async def list_generations(
+        ctx: Context[GenerationService, Any],
+        provider: Annotated[str | None, Field(description="Only this provider's jobs; null for all.")] = None,
+        status: Annotated[
+            str | None,
+            Field(description=f"Only jobs last seen in this status ({', '.join(STATUSES)}); null for all."),
+        ] = None,
+        limit: Annotated[int | None, Field(description=f"How many to list, 1 to {LIST_LIMIT_MAX} (null: 20).")] = 20,
+    ) -> Annotated[CallToolResult, JobList]:
+        """List the generation jobs this server has checked before (in earlier conversations too), most
+        recently checked first, with their last known state and saved files.
+
+        Asks no provider: checked_at says how old each state is; call get_generation_result for a fresh one.
+        """
+        service = _service(ctx)
+        try:
+            return _answer(await service.list_jobs(provider, status, 20 if limit is None else limit))
+        except GenResultError as exc:
+            return error_result(exc, service.redact)

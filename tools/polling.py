@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from itertools import combinations
 
-import anyio
+from pydantic import BaseModel, ConfigDict, ValidationError
 
 from tools.clock import Clock
 from tools.errors import ProviderUnavailable
@@ -259,6 +259,46 @@ class WaitMemory:
         while len(self._jobs) > self.size:
             self._jobs.popitem(last=False)
 
+    def export(self, key: Hashable, monotonic_now: float, wall_now: float) -> str | None:
+        """What is remembered of the job as JSON text timed on the wall clock (epoch seconds), for a store.
+
+        Monotonic clocks differ between processes; the wall clock is what replicas share.
+        """
+        entry = self._jobs.get(key)
+        if entry is None:
+            return None
+        shift = wall_now - monotonic_now
+        return _StoredMemory(
+            samples=[(s.at + shift, s.state) for s in entry.samples],
+            updated=entry.updated + shift,
+            not_before=None if entry.not_before is None else entry.not_before + shift,
+        ).model_dump_json(exclude_none=True)
+
+    def restore(self, key: Hashable, text: str | None, monotonic_now: float, wall_now: float) -> None:
+        """Take what `export` wrote (here or in another process) as this job's memory; None forgets it."""
+        self._jobs.pop(key, None)
+        if text is None:
+            return
+        try:
+            stored = _StoredMemory.model_validate_json(text)
+        except ValidationError:
+            # Written by another version, or damaged: pacing from scratch is the safe way to go on.
+            return
+        shift = monotonic_now - wall_now
+        samples = tuple(Sample(at + shift, state) for at, state in stored.samples[-WINDOW:])
+        not_before = None if stored.not_before is None else stored.not_before + shift
+        self._jobs[key] = _Remembered(samples, stored.updated + shift, not_before)
+        while len(self._jobs) > self.size:
+            self._jobs.popitem(last=False)
+
+
+class _StoredMemory(BaseModel):
+    model_config = ConfigDict(extra="ignore", defer_build=True)
+
+    samples: list[tuple[float, JobState]]
+    updated: float
+    not_before: float | None = None
+
 
 ProgressReporter = Callable[[float, float | None, str], Awaitable[None]]
 """`report(progress, total, message)`: progress rises with every call; total is the wait's budget."""
@@ -284,7 +324,6 @@ async def wait_until_done(
     report: ProgressReporter | None = None,
     memory: WaitMemory | None = None,
     key: Hashable = None,
-    stop: anyio.Event | None = None,
 ) -> WaitOutcome:
     """Check `read` until the job is done or no further check fits in `timeout_s`.
 
@@ -305,9 +344,6 @@ async def wait_until_done(
     comes out of the pauses, never on top of them; a report so slow that it leaves no time for the check
     that was to follow ends the wait without another, and one more report closes the bar, unless the slow one
     ran up to the deadline: then nothing more is sent. Only a report's own delivery may pass the deadline.
-
-    `stop`, once set, ends the wait at its next pause as if its deadline had come (another job of a
-    multi-job wait is done, say): no further check, and the answer is the state last read.
     """
     start = clock.monotonic()
     view = PollView(elapsed=0.0, remaining=timeout_s) if memory is None else memory.recall(key, start)
@@ -317,7 +353,7 @@ async def wait_until_done(
             held_off = await _hold(view, start, clock, policy, timeout_s, report)
             if held_off is not None:
                 return held_off
-        return await _poll(read, view, start, clock, policy, timeout_s, report, stop)
+        return await _poll(read, view, start, clock, policy, timeout_s, report)
     finally:
         # Also after a cancel or an error: what was read is true, and the next call can pace itself by it.
         if memory is not None:
@@ -365,7 +401,6 @@ async def _poll(
     policy: PollPolicy,
     timeout_s: float,
     report: ProgressReporter | None,
-    stop: anyio.Event | None = None,
 ) -> WaitOutcome:
     deadline = start + timeout_s
     checked_at: datetime | None = None
@@ -413,15 +448,12 @@ async def _poll(
                 await report(timeout_s, timeout_s, _progress_message(view, error, None, False, now - start, timeout_s))
             break
         if (pause := min(checked + delay, latest) - now) > 0:
-            await _pause(clock, pause, stop)
-        if stop is not None and stop.is_set():
-            break
-    stopped = stop is not None and stop.is_set()
-    if not done and not turned_away and not stopped and (left := deadline - clock.monotonic()) > 0:
+            await clock.sleep(pause)
+    if not done and not turned_away and (left := deadline - clock.monotonic()) > 0:
         # No further check fits, yet answering now would have an agent that loops on the wait call again at
         # once (a 2 s wait would act as a get): the wait takes the time it was given. A provider that asked us
         # to stay away (Retry-After past the deadline) is answered at once, with when to call again.
-        await _pause(clock, left, stop)
+        await clock.sleep(left)
     waited = clock.monotonic() - start
     since_check = waited - view.elapsed
     if checked_at is None:
@@ -441,24 +473,6 @@ async def _poll(
             "and no time was left for another check: this is the state read before it."
         )
     return WaitOutcome(view.samples[-1].state, checked_at, waited, polls, timed_out=not done, note=note)
-
-
-async def _pause(clock: Clock, seconds: float, stop: anyio.Event | None) -> None:
-    """`clock.sleep(seconds)`, cut short when `stop` is set."""
-    if stop is None:
-        await clock.sleep(seconds)
-        return
-    if stop.is_set():
-        return
-    async with anyio.create_task_group() as group:
-
-        async def end_on_stop() -> None:
-            await stop.wait()
-            group.cancel_scope.cancel()
-
-        group.start_soon(end_on_stop)
-        await clock.sleep(seconds)
-        group.cancel_scope.cancel()
 
 
 def _no_answer(

@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema, field_seriali
 Status = Literal["queued", "running", "succeeded", "failed", "canceled"]
 OutputKind = Literal["video", "image", "audio", "file"]
 
+STATUSES: tuple[Status, ...] = ("queued", "running", "succeeded", "failed", "canceled")
 DONE_STATUSES: frozenset[Status] = frozenset({"succeeded", "failed", "canceled"})
 
 
@@ -142,38 +143,38 @@ class GenerationResult(_Model):
         return self.model_dump(mode="json", exclude_none=True)
 
 
-def format_utc(moment: datetime) -> str:
-    """`2026-11-22T10:00:03Z`: second precision is what an agent needs, and it keeps the answer short."""
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+# A list of results, as the tool list describes it: a pointer to get_generation_result's schema.
+_AS_RESULTS = WithJsonSchema(
+    {
+        "type": "array",
+        "items": {"type": "object"},
+        "description": "Each as get_generation_result gives it (or "
+        "{provider, task_id, error} for a job that could not be checked); checked_at says how old it is.",
+    }
+)
 
 
-class JobSlotError(_Model):
-    """A job of a multi-job wait that could not be checked (unknown provider, bad id, not found, ...)."""
+class JobFailure(_Model):
+    """A job of a wait_for_generations call that could not be checked; the other jobs go on."""
 
-    provider: str
-    task_id: str
-    error: JobError
+    provider: str = Field(description="Provider id, as given.")
+    task_id: str = Field(description="Task id, as given.")
+    error: JobError = Field(
+        description="code: one of the tool error codes (unknown_provider, invalid_task_id, task_not_found, "
+        "provider_not_configured, ...); message: what to do."
+    )
 
 
-class ManyResult(_Model):
-    """What `wait_for_generations` answers: one slot per job, in the order given."""
+class BatchResult(_Model):
+    """What wait_for_generations answers: one slot per job, in the order given."""
 
     # Each item's schema is get_generation_result's, which the tool list already carries: said, not repeated.
-    results: Annotated[
-        list[GenerationResult | JobSlotError],
-        WithJsonSchema(
-            {
-                "type": "array",
-                "items": {"type": "object"},
-                "description": "Per job, in order: get_generation_result's result, or {provider, task_id, error}.",
-            }
-        ),
-    ]
-    done: int = Field(description="Jobs done (an error slot counts as done).")
-    pending: int
+    results: Annotated[list[GenerationResult | JobFailure], _AS_RESULTS]
+    done: int
+    pending: int = Field(description="Not done yet: call again with those.")
     elapsed_s: float
     polls: int = Field(description="Provider requests, all jobs.")
-    timed_out: bool = Field(description="Time ran out first; call again with the pending jobs to keep waiting.")
+    timed_out: bool = Field(description="Time ran out first.")
     note: str | None = None
 
     def compact_json(self) -> str:
@@ -181,3 +182,21 @@ class ManyResult(_Model):
 
     def structured(self) -> dict[str, object]:
         return self.model_dump(mode="json", exclude_none=True)
+
+
+class JobList(_Model):
+    """What list_generations answers: the jobs this server has seen, most recently checked first."""
+
+    jobs: Annotated[list[GenerationResult], _AS_RESULTS]
+    total: int = Field(description="Jobs that match; at most limit are listed.")
+
+    def compact_json(self) -> str:
+        return self.model_dump_json(exclude_none=True)
+
+    def structured(self) -> dict[str, object]:
+        return self.model_dump(mode="json", exclude_none=True)
+
+
+def format_utc(moment: datetime) -> str:
+    """`2026-11-22T10:00:03Z`: second precision is what an agent needs, and it keeps the answer short."""
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")

@@ -6,7 +6,8 @@ import logging
 import math
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import datetime
 from urllib.parse import urlsplit
 
 import anyio
@@ -15,10 +16,22 @@ import httpx
 from tools.clock import Clock, SystemClock
 from tools.downloads import DownloadConfig, Downloader
 from tools.errors import GenResultError, InvalidArgument, ProviderProtocolError, ProviderUnavailable, UnknownProvider
-from tools.polling import PollPolicy, ProgressReporter, WaitMemory, wait_until_done
+from tools.polling import PollPolicy, ProgressReporter, WaitMemory, WaitOutcome, wait_until_done
 from tools.providers.base import Adapter, Reply, RequestBuilder, Then
 from tools.redact import Redactor
-from tools.result import Cost, GenerationResult, JobError, JobSlotError, JobState, ManyResult, Output
+from tools.registry import LIST_LIMIT_MAX, Registry
+from tools.result import (
+    DONE_STATUSES,
+    STATUSES,
+    BatchResult,
+    Cost,
+    GenerationResult,
+    JobError,
+    JobFailure,
+    JobList,
+    JobState,
+    Output,
+)
 from tools.safety import MAX_CODE, MAX_MESSAGE, MAX_NOTE, MAX_OUTPUTS, MAX_WORD, clean_text, safe_url
 from tools.wire import MAX_BODY_BYTES, BodyTooLarge, bounded
 
@@ -41,8 +54,8 @@ MAX_REQUESTS_PER_READ = 4
 # No provider id is longer; a longer one is unknown without being looked at.
 MAX_PROVIDER_ID_LEN = 64
 
-# The most jobs one multi-job wait takes (DESIGN.md §2).
-MAX_JOBS = 50
+# Jobs one wait_for_generations call follows at most (DESIGN.md §2).
+MAX_JOBS_PER_WAIT = 50
 
 
 @dataclass
@@ -101,6 +114,7 @@ class GenerationService:
         max_wait_s: float = DEFAULT_MAX_WAIT_S,
         request_timeout_s: float = DEFAULT_REQUEST_TIMEOUT_S,
         downloads: DownloadConfig | None = None,
+        registry: Registry | None = None,
     ) -> None:
         self.adapters = dict(adapters)
         self._owns_clients = not isinstance(http, httpx.AsyncClient)
@@ -110,6 +124,7 @@ class GenerationService:
         self.clock = clock or SystemClock()
         self.policy = policy or PollPolicy()
         self.memory = WaitMemory()
+        self.registry = registry or Registry.off(self.clock)
         self.max_wait_s = max_wait_s
         self.request_timeout_s = request_timeout_s
         self.downloads = Downloader(self, downloads or DownloadConfig(read_timeout_s=request_timeout_s))
@@ -140,7 +155,13 @@ class GenerationService:
         """One look at the job, no waiting."""
         adapter, wire_id = self._prepare(provider, task_id)
         state = await self._read(adapter, wire_id, self.request_timeout_s)
-        return GenerationResult.from_state(adapter.id, task_id, state, self.clock.now())
+        result = GenerationResult.from_state(adapter.id, task_id, state, self.clock.now())
+        await self.registry.record(result)
+        return result
+
+    async def record(self, result: GenerationResult) -> None:
+        """Keep the job's state in the registry, as the result shows it (the download tool calls this too)."""
+        await self.registry.record(result)
 
     async def wait(
         self,
@@ -149,7 +170,6 @@ class GenerationService:
         timeout_s: float = DEFAULT_WAIT_S,
         poll_interval_s: float | None = None,
         report: ProgressReporter | None = None,
-        stop: anyio.Event | None = None,
     ) -> GenerationResult:
         """Check until the job is done or `timeout_s` passes; running out of time is an answer, not an error.
 
@@ -168,35 +188,53 @@ class GenerationService:
             notes.append(
                 f"poll_interval_s {poll_interval_s:g} was raised to the server's floor of {self.policy.floor_s:g}s."
             )
-
-        sent = RequestCount()
-
-        async def read(budget_s: float) -> JobState:
-            return await self._read(adapter, wire_id, min(self.request_timeout_s, budget_s), sent)
-
-        outcome = await wait_until_done(
-            read,
-            clock=self.clock,
-            policy=self.policy,
-            timeout_s=timeout_s,
-            poll_interval_s=poll_interval_s,
-            report=report,
-            memory=self.memory,
-            key=(adapter.id, wire_id),
-            stop=stop,
-        )
+        job = _Tracked(adapter, wire_id, task_id)
+        outcome = await self._follow(job, timeout_s, poll_interval_s, report, self.clock)
         if outcome.note:
             notes.append(outcome.note)
-        result = GenerationResult.from_state(adapter.id, task_id, outcome.state, outcome.checked_at)
-        return result.model_copy(
-            update={
-                "elapsed_s": round(outcome.elapsed_s, 1),
-                # Provider requests, not checks: a read of fal or MiniMax may take two.
-                "polls": sent.requests,
-                "timed_out": outcome.timed_out,
-                "note": " ".join(filter(None, [result.note, *notes])) or None,
-            }
-        )
+        return job.answer(outcome, " ".join(notes) or None)
+
+    async def _follow(
+        self,
+        job: _Tracked,
+        timeout_s: float,
+        poll_interval_s: float | None,
+        report: ProgressReporter | None,
+        clock: Clock,
+    ) -> WaitOutcome:
+        """The wait loop on one job: every state read is recorded, and the pace is kept in the registry too,
+        so a wait resumed by another replica (or after a restart) picks up where this one left off."""
+
+        async def read(budget_s: float) -> JobState:
+            state = await self._read(job.adapter, job.wire_id, min(self.request_timeout_s, budget_s), job.sent)
+            job.last = GenerationResult.from_state(job.adapter.id, job.task_id, state, self.clock.now())
+            await self.registry.record(job.last)
+            return state
+
+        key = (job.adapter.id, job.wire_id)
+        shared = self.registry.store is not None
+        if shared:
+            answered, memory = await self.registry.recall(*key)
+            if answered:
+                self.memory.restore(key, memory, self.clock.monotonic(), self.clock.now().timestamp())
+        try:
+            return await wait_until_done(
+                read,
+                clock=clock,
+                policy=self.policy,
+                timeout_s=timeout_s,
+                poll_interval_s=poll_interval_s,
+                report=report,
+                memory=self.memory,
+                key=key,
+            )
+        finally:
+            # Also after a cancel: what was learned is true, and the next wait (anywhere) paces itself by it.
+            if shared:
+                with anyio.CancelScope(shield=True):
+                    await self.registry.keep(
+                        *key, self.memory.export(key, self.clock.monotonic(), self.clock.now().timestamp())
+                    )
 
     async def wait_many(
         self,
@@ -204,67 +242,100 @@ class GenerationService:
         until: str = "all",
         timeout_s: float = DEFAULT_WAIT_S,
         report: ProgressReporter | None = None,
-    ) -> ManyResult:
-        """Wait on several jobs at once, at any mix of providers, under one deadline: until all are done, or
-        (`until="any"`) the first one is. Each job keeps its own pace and its provider's request limits; one
-        that cannot be checked gets its error in its slot and does not end the others."""
-        if not 1 <= len(jobs) <= MAX_JOBS:
-            raise InvalidArgument(f"jobs must list 1 to {MAX_JOBS} {{provider, task_id}} pairs; got {len(jobs)}.")
+    ) -> BatchResult:
+        """Wait on several jobs at once under one deadline, each paced by its own poll schedule.
+
+        `until="all"` returns when every job is done (or cannot be checked), `"any"` when the first is done:
+        the others stop at their next pause, never in the middle of a request. A job that cannot be checked
+        fills its slot with its error and leaves the others alone. Reports say how many are done and what the
+        slowest one is doing.
+        """
         if until not in ("all", "any"):
-            raise InvalidArgument('until must be "all" (every job done) or "any" (the first one done).')
+            raise InvalidArgument(f"until must be 'all' or 'any', not {self.redact(str(until))[:20]!r}.")
+        if not 1 <= len(jobs) <= MAX_JOBS_PER_WAIT:
+            raise InvalidArgument(
+                f"jobs must list 1 to {MAX_JOBS_PER_WAIT} {{provider, task_id}} objects, not {len(jobs)}; "
+                "split a longer list over several calls."
+            )
         timeout_s, note = self.bound_timeout(timeout_s)
+        clock = _Stoppable(self.clock)
         start = self.clock.monotonic()
-        slots: list[GenerationResult | JobSlotError | None] = [None] * len(jobs)
-        states: dict[int, str] = dict.fromkeys(range(len(jobs)), "waiting")
-        stop = anyio.Event()
-        sent = [0.0]
+        tracked: list[_Tracked | None] = [None] * len(jobs)
+        slots: list[GenerationResult | JobFailure | None] = [None] * len(jobs)
+        heard: list[str] = [""] * len(jobs)
+        reported = 0.0
 
         async def tell() -> None:
+            nonlocal reported
             if report is None:
                 return
-            waited = self.clock.monotonic() - start
-            finished = sum(1 for slot in slots if slot is not None)
-            # Rising with every report, below the total until the last.
-            progress = min(timeout_s * 0.999, max(waited, sent[0] + timeout_s * 1e-4))
-            sent[0] = progress
-            slowest = next((f"{jobs[i][0]} {states[i]}" for i, slot in enumerate(slots) if slot is None), "")
-            waiting = f"; still waiting: {slowest}" if slowest else ""
-            await report(progress, timeout_s, f"{finished} of {len(jobs)} done{waiting}; waited {waited:.0f}s")
+            done = sum(1 for job in tracked if job is not None and job.last is not None and job.last.done)
+            done += sum(1 for slot in slots if isinstance(slot, JobFailure))
+            waiting = [i for i, job in enumerate(tracked) if job is not None and not (job.last and job.last.done)]
+            line = f"{done} of {len(jobs)} done"
+            if waiting:
+                slowest = min(waiting, key=lambda i: _progress_of(tracked[i]))
+                who = tracked[slowest]
+                assert who is not None
+                line += f"; slowest {who.adapter.id} {self.redact(who.task_id)[:40]}: {heard[slowest] or 'checking'}"
+            # Progress must rise with every notification, and end at the total.
+            reported = min(timeout_s, max(self.clock.monotonic() - start, reported + 0.001))
+            await report(reported, timeout_s, line)
 
-        async def follow(index: int, provider: str, task_id: str) -> None:
-            async def heard(progress: float, total: float | None, message: str) -> None:
-                states[index] = message.split(";", 1)[0]
-                await tell()
-
+        async def follow(i: int, provider: str, task_id: str) -> None:
             try:
-                result = await self.wait(provider, task_id, timeout_s, None, heard, stop)
+                adapter, wire_id = self._prepare(provider, task_id)
+                job = tracked[i] = _Tracked(adapter, wire_id, task_id)
+
+                async def hear(_progress: float, _total: float | None, message: str) -> None:
+                    heard[i] = message
+                    await tell()
+
+                try:
+                    outcome = await self._follow(job, timeout_s, None, hear, clock)
+                except _Stopped:
+                    slots[i] = job.stopped(self.clock.monotonic() - start)
+                    return
+                slots[i] = job.answer(outcome, outcome.note)
+                if until == "any" and outcome.state.status in DONE_STATUSES:
+                    clock.stop()
             except GenResultError as exc:
-                slots[index] = JobSlotError(
-                    provider=provider, task_id=task_id, error=JobError(code=exc.code, message=self.redact(exc.message))
+                slots[i] = JobFailure(
+                    provider=self.redact(str(provider))[:40],
+                    task_id=self.redact(str(task_id))[:200],
+                    error=JobError(code=exc.code, message=self.redact(exc.message)),
                 )
                 await tell()
-                return
-            slots[index] = result
-            if until == "any" and result.done:
-                stop.set()
 
         async with anyio.create_task_group() as group:
-            for index, (provider, task_id) in enumerate(jobs):
-                group.start_soon(follow, index, provider, task_id)
+            for i, (provider, task_id) in enumerate(jobs):
+                group.start_soon(follow, i, provider, task_id)
         results = [slot for slot in slots if slot is not None]
-        finished = sum(1 for slot in results if isinstance(slot, JobSlotError) or slot.done)
-        pending = len(jobs) - finished
-        if report is not None:
-            await report(timeout_s, timeout_s, f"{finished} of {len(jobs)} done")
-        return ManyResult(
+        assert len(results) == len(jobs)
+        done = sum(1 for slot in results if isinstance(slot, GenerationResult) and slot.done)
+        pending = sum(1 for slot in results if isinstance(slot, GenerationResult) and not slot.done)
+        return BatchResult(
             results=results,
-            done=finished,
+            done=done,
             pending=pending,
             elapsed_s=round(self.clock.monotonic() - start, 1),
-            polls=sum(slot.polls or 0 for slot in results if isinstance(slot, GenerationResult)),
-            timed_out=pending > 0 and (until == "all" or finished == 0),
+            polls=sum(job.sent.requests for job in tracked if job is not None),
+            timed_out=pending > 0 and (until == "all" or done == 0),
             note=note,
         )
+
+    async def list_jobs(self, provider: str | None = None, status: str | None = None, limit: int = 20) -> JobList:
+        """The jobs the registry holds, most recently checked first; no provider request."""
+        if provider is not None:
+            provider = self.adapter(provider).id
+        if status is not None and status not in STATUSES:
+            raise InvalidArgument(
+                f"status must be one of {', '.join(STATUSES)}, or null for all, not {self.redact(status)[:20]!r}."
+            )
+        if not 1 <= limit <= LIST_LIMIT_MAX:
+            raise InvalidArgument(f"limit must be 1 to {LIST_LIMIT_MAX}, not {limit}.")
+        jobs, total = await self.registry.list(provider, status, limit)
+        return JobList(jobs=jobs, total=total)
 
     def bound_timeout(self, timeout_s: float) -> tuple[float, str | None]:
         if not math.isfinite(timeout_s) or timeout_s <= 0:
@@ -356,6 +427,92 @@ class GenerationService:
         logger.debug("%s %s -> HTTP %s, %d bytes", adapter.id, task_id, response.status_code, len(body))
         # A reply without a `Date` gets our clock's, so a Retry-After given as a date can still be read.
         return Reply.from_response(response, body, date=self.clock.now())
+
+
+@dataclass
+class _Tracked:
+    """One job a wait follows: what it reads (the last state, kept as it arrives) and what it sent."""
+
+    adapter: Adapter
+    wire_id: str
+    task_id: str
+    sent: RequestCount = field(default_factory=RequestCount)
+    last: GenerationResult | None = None
+
+    def answer(self, outcome: WaitOutcome, note: str | None) -> GenerationResult:
+        result = GenerationResult.from_state(self.adapter.id, self.task_id, outcome.state, outcome.checked_at)
+        return result.model_copy(
+            update={
+                "elapsed_s": round(outcome.elapsed_s, 1),
+                # Provider requests, not checks: a read of fal or MiniMax may take two.
+                "polls": self.sent.requests,
+                "timed_out": outcome.timed_out,
+                "note": note,
+            }
+        )
+
+    def stopped(self, elapsed_s: float) -> GenerationResult | JobFailure:
+        """The answer for a job left when another finished first (until="any")."""
+        if self.last is None:
+            return JobFailure(
+                provider=self.adapter.id,
+                task_id=self.task_id,
+                error=JobError(
+                    code=ProviderUnavailable.code,
+                    message="Not checked: the provider had asked for a pause (Retry-After) and another job "
+                    "finished first. Call again to wait for this one.",
+                ),
+            )
+        return self.last.model_copy(
+            update={
+                "elapsed_s": round(elapsed_s, 1),
+                "polls": self.sent.requests,
+                "timed_out": False,
+                "note": "Not done yet when another job finished first (until=any); call again to keep waiting.",
+            }
+        )
+
+
+def _progress_of(job: _Tracked | None) -> float:
+    """How far a job has come, for picking the slowest: an unread or unknown one counts as not started."""
+    if job is None or job.last is None or job.last.progress is None:
+        return -1.0
+    return job.last.progress
+
+
+class _Stopped(Exception):
+    """Raised from a pause of a job whose batch no longer needs it (until="any")."""
+
+
+class _Stoppable:
+    """The service's clock for the jobs of one batch, whose pauses `stop` ends (requests in flight finish)."""
+
+    def __init__(self, clock: Clock) -> None:
+        self._clock = clock
+        self._pauses: set[anyio.CancelScope] = set()
+        self.stopped = False
+
+    def monotonic(self) -> float:
+        return self._clock.monotonic()
+
+    def now(self) -> datetime:
+        return self._clock.now()
+
+    async def sleep(self, seconds: float) -> None:
+        if not self.stopped:
+            with anyio.CancelScope() as pause:
+                self._pauses.add(pause)
+                try:
+                    await self._clock.sleep(seconds)
+                finally:
+                    self._pauses.discard(pause)
+        if self.stopped:
+            raise _Stopped
+
+    def stop(self) -> None:
+        self.stopped = True
+        for pause in self._pauses:
+            pause.cancel()
 
 
 def read_reply(

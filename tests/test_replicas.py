@@ -1,0 +1,122 @@
+"""Two real `serve --transport http --stateless` processes sharing one PostgreSQL registry, as replicas
+behind a balancer would: both start together on an empty database, a job one checks the other lists, and
+a wait one began the other resumes on the first one's schedule. The provider is one emulator process that
+both point at, so they see the same jobs."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import time
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager
+
+import anyio
+import asyncpg
+import httpx
+import pytest
+from mcp import Client
+
+from tests.conftest import empty_postgres
+from tests.test_process import clean_env, console_script, free_port, http_server
+from tools.result import GenerationResult, JobList
+
+
+@asynccontextmanager
+async def emulators() -> AsyncIterator[dict[str, str]]:
+    """`genresult-mcp sandbox` on a free loopback port; yields the settings it prints."""
+    port = free_port()
+    process = subprocess.Popen(
+        [console_script(), "sandbox", "--port", str(port)], env=clean_env(), stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert process.stdout is not None
+        printed: dict[str, str] = {}
+        with anyio.fail_after(20):
+            while not any(name.endswith("_BASE_URL") for name in printed) or len(printed) < 8:
+                line = await anyio.to_thread.run_sync(process.stdout.readline)
+                assert line, "genresult-mcp sandbox ended before printing its settings"
+                if line.startswith("export "):
+                    name, _, value = line.removeprefix("export ").strip().partition("=")
+                    printed[name] = value
+            async with httpx.AsyncClient() as probe:
+                while True:
+                    try:
+                        await probe.get(f"http://127.0.0.1:{port}/", timeout=0.5)
+                        break
+                    except httpx.TransportError:
+                        await anyio.sleep(0.05)
+        yield printed
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+        if process.stdout is not None:
+            process.stdout.close()
+
+
+async def remembered_samples(url: str, task_id: str) -> list[float]:
+    """The wall-clock times of the checks the registry remembers for a job's waits."""
+    db = await asyncpg.connect(url)
+    try:
+        memory = await db.fetchval("SELECT memory FROM genresult_wait_memory WHERE task_id = $1", task_id)
+    finally:
+        await db.close()
+    assert memory is not None
+    return [at for at, _state in json.loads(memory)["samples"]]
+
+
+async def test_two_stateless_replicas_share_one_postgresql_registry(postgres_url: str) -> None:
+    url = await empty_postgres(postgres_url)
+    with anyio.fail_after(60):
+        async with emulators() as settings, AsyncExitStack() as stack:
+            env = clean_env(**settings, GENRESULT_DB=url)
+            # Started together against the empty database: both create the schema, neither fails.
+            one, two = await _start_both(stack, env)
+            async with Client(one) as first:
+                checked = GenerationResult.model_validate(
+                    (
+                        await first.call_tool(
+                            "get_generation_result", {"provider": "skillsvideo", "task_id": "gen_replica"}
+                        )
+                    ).structured_content
+                )
+                began = GenerationResult.model_validate(
+                    (
+                        await first.call_tool(
+                            "wait_for_generation", {"provider": "tensorpix", "task_id": RESUMED, "timeout_s": 2.5}
+                        )
+                    ).structured_content
+                )
+            kept_by_first = await remembered_samples(url, RESUMED)
+            resumed_at = time.time()
+            async with Client(two) as second:
+                listed = JobList.model_validate((await second.call_tool("list_generations", {})).structured_content)
+                resumed = GenerationResult.model_validate(
+                    (
+                        await second.call_tool(
+                            "wait_for_generation", {"provider": "tensorpix", "task_id": RESUMED, "timeout_s": 2.5}
+                        )
+                    ).structured_content
+                )
+            kept_by_second = await remembered_samples(url, RESUMED)
+    assert checked in listed.jobs and {job.task_id for job in listed.jobs} == {"gen_replica", RESUMED}
+    assert began.timed_out and resumed.timed_out and not resumed.done
+    # The second replica's schedule was made from the first one's checks and its own, in that order.
+    # (Each replica converts them to its own monotonic clock and back: equal to the microsecond.)
+    assert kept_by_second[: len(kept_by_first)] == pytest.approx(kept_by_first, abs=1e-3)
+    assert all(at < resumed_at for at in kept_by_first) and len(kept_by_second) > len(kept_by_first)
+
+
+RESUMED = "5b3e1f0a-9c8d-4e7f-8a6b-2c1d0e9f8a7b"
+
+
+async def _start_both(stack: AsyncExitStack, env: dict[str, str]) -> tuple[str, str]:
+    urls: list[str] = []
+
+    async def start() -> None:
+        urls.append(await stack.enter_async_context(http_server("--stateless", env=env)))
+
+    async with anyio.create_task_group() as group:
+        group.start_soon(start)
+        group.start_soon(start)
+    return urls[0], urls[1]
