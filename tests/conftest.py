@@ -139,7 +139,7 @@ def make_server(sandbox: Sandbox, clock: VirtualClock, tmp_path: Path) -> Server
 
     def make(env: dict[str, str] | None = None, **settings: Any) -> MCPServer[GenerationService]:
         provider_env = sandbox.env() if env is None else env
-        settings.setdefault("db", str(tmp_path / "jobs.sqlite3"))
+        settings.setdefault("db", str(tmp_path / "registry" / "jobs.sqlite3"))
         configured = Settings(provider_env=provider_env, **settings)
         return build_server(
             configured,

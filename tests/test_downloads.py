@@ -149,7 +149,8 @@ async def test_a_job_that_has_not_succeeded_is_answered_with_a_note_and_nothing_
     connect: Connect, sandbox: Sandbox, tmp_path: Path
 ) -> None:
     sandbox["skillsvideo"].add_job("gen_slow", Timeline(queued_s=100, running_s=100))
-    async with connect(download_dir=tmp_path) as client:
+    saved = tmp_path / "downloads"
+    async with connect(download_dir=saved) as client:
         reply = await client.call_tool(
             "download_generation_outputs", {"provider": "skillsvideo", "task_id": "gen_slow"}
         )
@@ -158,7 +159,7 @@ async def test_a_job_that_has_not_succeeded_is_answered_with_a_note_and_nothing_
     result = GenerationResult.model_validate(reply.structured_content)
     assert (result.status, result.outputs) == ("queued", [])
     assert result.note is not None and "Nothing was downloaded" in result.note
-    assert list(tmp_path.iterdir()) == []
+    assert not saved.exists() or list(saved.iterdir()) == []
 
 
 @pytest.mark.parametrize(("index", "said"), [(-1, "0 or more"), (1, "past the job's outputs")])
