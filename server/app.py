@@ -28,6 +28,7 @@ from tools.polling import PollPolicy
 from tools.providers import ADAPTERS, adapters_from_env
 from tools.redact import RedactingFilter, Redactor
 from tools.registry import Registry, open_store
+from tools.result import GenerationResult
 from tools.service import GenerationService
 
 INSTRUCTIONS = (
@@ -89,12 +90,18 @@ async def open_service(
             headers={"User-Agent": f"genresult-mcp/{__version__}"},
         )
 
+    async def saved(result: GenerationResult) -> None:
+        # The registry keeps what a download saved, so a later listing shows the files, not only the URLs.
+        await service.record(result)
+        if on_saved is not None:
+            await on_saved(result)
+
     downloads = DownloadConfig(
         folder=settings.download_dir,
         max_bytes=int(settings.max_download_mb * MIB),
         open_client=open_download_client,
         read_timeout_s=settings.request_timeout_s,
-        on_saved=on_saved,
+        on_saved=saved,
     )
     service = GenerationService(
         adapters,

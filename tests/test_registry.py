@@ -288,3 +288,16 @@ def test_the_default_registry_file_is_in_the_users_data_folder() -> None:
     assert default_db_path({}, home, "darwin") == home / "Library/Application Support/genresult-mcp/jobs.sqlite3"
     assert default_db_path({"LOCALAPPDATA": "C:/L"}, home, "win32") == Path("C:/L/genresult-mcp/jobs.sqlite3")
     assert os.environ.get("GENRESULT_DB") is None
+
+
+async def test_a_download_is_recorded_so_the_listing_shows_the_saved_files(
+    connect: Connect, sandbox: Sandbox, tmp_path: Path
+) -> None:
+    task_id = sandbox["skillsvideo"].sandbox_id(1)
+    sandbox["skillsvideo"].add_job(task_id, Timeline(queued_s=0, running_s=0))
+    async with connect(download_dir=tmp_path / "files") as client:
+        await client.call_tool("download_generation_outputs", {"provider": "skillsvideo", "task_id": task_id})
+        listed = await client.call_tool("list_generations", {})
+    assert listed.structured_content is not None
+    [job] = [j for j in listed.structured_content["jobs"] if j["task_id"] == task_id]
+    assert job["outputs"][0]["path"].startswith(str(tmp_path / "files"))

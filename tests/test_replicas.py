@@ -17,6 +17,7 @@ import httpx
 import pytest
 from mcp import Client
 
+from sandbox import Sandbox
 from tests.conftest import empty_postgres
 from tests.test_process import clean_env, console_script, free_port, http_server
 from tools.result import GenerationResult, JobList
@@ -27,13 +28,18 @@ async def emulators() -> AsyncIterator[dict[str, str]]:
     """`genresult-mcp sandbox` on a free loopback port; yields the settings it prints."""
     port = free_port()
     process = subprocess.Popen(
-        [console_script(), "sandbox", "--port", str(port)], env=clean_env(), stdout=subprocess.PIPE, text=True
+        # Jobs of 32 s: still running when the second replica resumes the first one's wait.
+        [console_script(), "sandbox", "--port", str(port)],
+        env=clean_env(GENRESULT_SANDBOX_PACE="4"),
+        stdout=subprocess.PIPE,
+        text=True,
     )
     try:
         assert process.stdout is not None
         printed: dict[str, str] = {}
         with anyio.fail_after(20):
-            while not any(name.endswith("_BASE_URL") for name in printed) or len(printed) < 8:
+            # Every emulator's settings: as many as the sandbox has.
+            while len(printed) < len(Sandbox().env(f"http://127.0.0.1:{port}")):
                 line = await anyio.to_thread.run_sync(process.stdout.readline)
                 assert line, "genresult-mcp sandbox ended before printing its settings"
                 if line.startswith("export "):
