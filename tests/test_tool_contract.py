@@ -3,6 +3,7 @@ arguments that clients widen or garble, and descriptions without the source's in
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -105,3 +106,11 @@ async def test_the_wait_tool_tells_the_model_to_keep_its_timeout_under_the_clien
         (wait,) = [tool for tool in (await client.list_tools()).tools if tool.name == "wait_for_generation"]
     described = wait.input_schema["properties"]["timeout_s"]["description"]
     assert "tool-call time limit" in described and "null: 5" in described
+
+
+async def test_the_whole_tool_list_stays_under_twelve_kilobytes_of_compact_json(connect: Connect) -> None:
+    # Some clients put every output schema into the model's context (pydantic-ai's include_return_schema).
+    async with connect() as client:
+        listed = await client.list_tools()
+    wire = json.dumps(listed.model_dump(mode="json", by_alias=True, exclude_none=True), separators=(",", ":"))
+    assert len(wire) < 12_000, len(wire)

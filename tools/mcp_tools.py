@@ -53,11 +53,11 @@ Seconds = Annotated[float, BeforeValidator(_no_booleans)]
 
 # No length limit here: an over-long id gets the service's own unknown_provider answer, which lists the
 # known ids, rather than the SDK's validation text.
-ProviderArg = Annotated[str, Field(description=f"Provider id: one of {', '.join(ADAPTERS)}.")]
+ProviderArg = Annotated[str, Field(description="Provider id, as get_generation_result lists them.")]
 TaskIdArg = Annotated[
     str,
     # Some providers' ids are integers, and agents copy them as JSON numbers: accept those as the id they spell.
-    Field(description="The task/job/generation id the provider returned at creation.", coerce_numbers_to_str=True),
+    Field(description="The id the provider returned at creation.", coerce_numbers_to_str=True),
 ]
 
 
@@ -173,8 +173,9 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 
 def _described(fn: F) -> F:
-    """The docstring as the model reads it: without the source's indentation, which clients pass on as is."""
-    fn.__doc__ = inspect.cleandoc(fn.__doc__ or "")
+    """The docstring as the model reads it: without the source's indentation, which clients pass on as is, and
+    with the registry's provider ids where it says `{providers}`."""
+    fn.__doc__ = inspect.cleandoc(fn.__doc__ or "").replace("{providers}", ", ".join(ADAPTERS))
     return fn
 
 
@@ -184,11 +185,12 @@ def register_tools(mcp: MCPServer[GenerationService], *, default_wait_s: float) 
     async def get_generation_result(
         provider: ProviderArg, task_id: TaskIdArg, ctx: Context[GenerationService, Any]
     ) -> Annotated[CallToolResult, GenerationResult]:
-        """Check once, without waiting, on an AI generation job (video, image, audio) at a provider.
+        """Check once, without waiting, on an AI generation job (video, image, audio) at a provider:
+        {providers}, or one declared in GENRESULT_PROVIDERS_FILE.
 
-        Returns its normalized state: status (queued, running, succeeded, failed, canceled), done, progress
-        and ETA where the provider says them, the output URLs with their metadata once succeeded, or the
-        failure reason. To wait for the job to finish, call wait_for_generation instead.
+        Returns status (done once succeeded, failed or canceled), the provider's own word, progress and ETA
+        where known, output URLs with their metadata, or why it failed; checked_at is when it was read, note
+        what to know about the answer. To wait for the job, call wait_for_generation.
         """
         service = _service(ctx)
         try:

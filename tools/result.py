@@ -47,7 +47,7 @@ class _Model(BaseModel):
 class Output(_Model):
     """One generated file."""
 
-    url: str = Field(description="Pre-signed URLs expire: see expires_at.")
+    url: str
     kind: OutputKind
     mime_type: str | None = None
     width: int | None = None
@@ -94,22 +94,23 @@ class JobState(_Model):
 class GenerationResult(_Model):
     """The state of one generation job at one provider."""
 
-    # Field descriptions are kept to what a name cannot say: the schema goes out with every tool list.
+    # Field descriptions are kept to what a name cannot say: the schema goes out with every tool list, and
+    # the meaning of every field is in the README and in get_generation_result's description.
     provider: str
     task_id: str
     status: Status
-    done: bool = Field(description="True once succeeded, failed or canceled.")
-    provider_status: str = Field(description="The provider's own word.")
+    done: bool
+    provider_status: str
     progress: float | None = Field(default=None, description="Percent, where known.")
     eta_s: float | None = Field(default=None, description="Seconds left, where known.")
-    outputs: list[Output] = Field(default_factory=list, description="Empty until succeeded.")
+    outputs: list[Output] = Field(default_factory=list)
     error: JobError | None = Field(default=None, description="Why it failed or was canceled.")
     cost: Cost | None = None
-    checked_at: str = Field(description="UTC time this was read.")
-    elapsed_s: float | None = Field(default=None, description="Waits: seconds waited.")
-    polls: int | None = Field(default=None, description="Waits: provider requests.")
+    checked_at: str
+    elapsed_s: float | None = None
+    polls: int | None = Field(default=None, description="Provider requests.")
     timed_out: bool | None = Field(default=None, description="Waits: time ran out; call again to keep waiting.")
-    note: str | None = Field(default=None, description="What to know about this answer.")
+    note: str | None = None
 
     @field_serializer("progress", "eta_s")
     def _whole_numbers_without_a_fraction(self, value: float | None) -> float | int | None:
