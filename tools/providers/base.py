@@ -347,6 +347,23 @@ class Adapter(ABC):
             f"plan of the account{where} and {self.credential_hint.removeprefix('set ')}, then check again."
         )
 
+    def refuse_unless_ok(self, reply: Reply, *, not_found_hint: str, check: str) -> None:
+        """The usual refusals of a JSON API that answers 200 for a job it can read: 401 the key, 402/403 the
+        account, 404 no such job (`not_found_hint` says why one may be missing), any other code the provider's
+        own words and what to `check`."""
+        code = reply.status_code
+        if code == 200:
+            return
+        if code == 401:
+            raise self.auth_failed(self.error_message(reply))
+        if code in (402, 403):
+            raise self.account_refused(code, self.error_message(reply))
+        if code == 404:
+            raise self.not_found(not_found_hint)
+        said = self.error_message(reply)
+        words = f": {self.redact(said)[:300].rstrip('.')}" if said else " without a reason"
+        raise ProviderProtocolError(f"{self.display_name} refused the request (HTTP {code}){words}. {check}")
+
     def quoted(self, detail: str) -> str:
         """ " The provider said: ..." for a message, cleaned of secrets and cut to a readable length."""
         words = self.redact(detail.strip())[:300].rstrip(".")

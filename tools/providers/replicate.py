@@ -24,7 +24,6 @@ from typing import Any
 import httpx
 from pydantic import BaseModel, ConfigDict, field_validator
 
-from tools.errors import ProviderProtocolError
 from tools.providers.base import (
     KeyedAdapter,
     Reply,
@@ -116,20 +115,11 @@ class Replicate(KeyedAdapter):
         )
 
     def parse(self, reply: Reply) -> JobState:
-        code = reply.status_code
-        if code == 401:
-            raise self.auth_failed(self.error_message(reply))
-        if code in (402, 403):
-            raise self.account_refused(code, self.error_message(reply))
-        if code == 404:
-            raise self.not_found(" (predictions made outside the API, or deleted, are not visible)")
-        if code != 200:
-            said = self.error_message(reply)
-            words = f": {self.redact(said)[:300].rstrip('.')}" if said else " without a reason"
-            raise ProviderProtocolError(
-                f"Replicate refused the request (HTTP {code}){words}. Check the id: it is the prediction id the "
-                "create call returned."
-            )
+        self.refuse_unless_ok(
+            reply,
+            not_found_hint=" (predictions made outside the API, or deleted, are not visible)",
+            check="Check the id: it is the prediction id the create call returned.",
+        )
         prediction = parse_wire(_Prediction, reply.json(), self.display_name)
         status = normalize_status(prediction.status, STATUS_WORDS)
         progress = _tqdm_percent(prediction.logs) if status == "running" else None

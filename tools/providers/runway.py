@@ -24,7 +24,6 @@ from urllib.parse import parse_qsl, urlsplit
 import httpx
 from pydantic import BaseModel, ConfigDict, field_validator
 
-from tools.errors import ProviderProtocolError
 from tools.providers.base import (
     NOT_JSON,
     KeyedAdapter,
@@ -106,20 +105,12 @@ class Runway(KeyedAdapter):
         )
 
     def parse(self, reply: Reply) -> JobState:
-        code = reply.status_code
-        if code == 401:
-            raise self.auth_failed(self.error_message(reply))
-        if code in (402, 403):
-            raise self.account_refused(code, self.error_message(reply))
-        if code == 404:
-            raise self.not_found(" (a deleted or cancelled task cannot be fetched again)")
-        if code != 200:
-            said = self.error_message(reply)
-            words = f": {self.redact(said)[:300].rstrip('.')}" if said else " without a reason"
-            raise ProviderProtocolError(
-                f"Runway refused the request (HTTP {code}){words}. Check the id (a task UUID as the create call "
-                f"returned it) and RUNWAY_BASE_URL (the API is api.dev.runwayml.com)."
-            )
+        self.refuse_unless_ok(
+            reply,
+            not_found_hint=" (a deleted or cancelled task cannot be fetched again)",
+            check="Check the id (a task UUID as the create call returned it) and RUNWAY_BASE_URL (the API is "
+            "api.dev.runwayml.com).",
+        )
         task = parse_wire(_Task, reply.json(), self.display_name)
         status = normalize_status(task.status, STATUS_WORDS)
         progress = None
