@@ -96,6 +96,17 @@ def media(file_name: str) -> bytes:
     return (MEDIA / file_name).read_bytes()
 
 
+# UUIDs have no room for words: sandbox UUIDs tell their outcome by prefix, and this one is a job already
+# finished when first seen (the `done` of other ids).
+FINISHED_UUID_PREFIX = "d0e5"
+
+
+def prefixed_uuid(prefix: str, n: int) -> str:
+    """The canonical UUID made of hex `prefix` and then the number `n`: a sandbox id of a UUID provider."""
+    digits = f"{prefix}{n:0{32 - len(prefix)}x}"
+    return f"{digits[:8]}-{digits[8:12]}-{digits[12:16]}-{digits[16:20]}-{digits[20:]}"
+
+
 # Where a `redirect` fault points by default: another host, which must never see a request.
 ELSEWHERE = "http://collector.genresult.invalid/collect"
 

@@ -21,7 +21,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from sandbox.core import Emulator, Job, JobView, Outcome
+from sandbox.core import FINISHED_UUID_PREFIX, Emulator, Job, JobView, Outcome, prefixed_uuid
 
 _UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 MODEL = "fal-ai/kling-video/v2/master/text-to-video"
@@ -48,9 +48,7 @@ class FalEmulator(Emulator):
         if outcome not in cls.outcomes:
             raise ValueError(f"{cls.id} jobs cannot end {outcome}")
         prefix = "fa11" if outcome == "failed" else "5a4d"
-        digits = f"{prefix}{n:0{32 - len(prefix)}x}"
-        uuid = f"{digits[:8]}-{digits[8:12]}-{digits[12:16]}-{digits[16:20]}-{digits[20:]}"
-        return f"{MODEL}/requests/{uuid}"
+        return f"{MODEL}/requests/{prefixed_uuid(prefix, n)}"
 
     def add_job(self, task_id: str, *args: Any, **detail: Any) -> Job:
         # Jobs are known by their request id alone: the queue's URLs carry no endpoint sub-path.
@@ -58,13 +56,10 @@ class FalEmulator(Emulator):
 
     @classmethod
     def finished_id(cls, n: int) -> str:
-        digits = f"d0e5{n + 1:028x}"
-        uuid = f"{digits[:8]}-{digits[8:12]}-{digits[12:16]}-{digits[16:20]}-{digits[20:]}"
-        return f"{MODEL}/requests/{uuid}"
+        return f"{MODEL}/requests/{prefixed_uuid(FINISHED_UUID_PREFIX, n + 1)}"
 
     def finished_at_start(self, task_id: str) -> bool:
-        # UUIDs have no room for the word `done`: ones starting with `d0e5` are finished when first seen.
-        return task_id.startswith("d0e5")
+        return task_id.startswith(FINISHED_UUID_PREFIX)
 
     def accepts_new_id(self, task_id: str) -> bool:
         return bool(_UUID.fullmatch(task_id)) and not task_id.startswith("dead")

@@ -12,7 +12,6 @@ dreaming; `image` is the video's thumbnail; a wrong key is a 401 and an unknown 
 from __future__ import annotations
 
 import re
-import uuid
 from datetime import UTC, timedelta
 from typing import Any
 
@@ -20,7 +19,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from sandbox.core import Emulator, Job, JobView, Outcome
+from sandbox.core import FINISHED_UUID_PREFIX, Emulator, Job, JobView, Outcome, prefixed_uuid
 
 _STATE = {"queued": "queued", "running": "dreaming", "succeeded": "completed", "failed": "failed"}
 
@@ -46,7 +45,7 @@ class LumaEmulator(Emulator):
         if outcome not in cls.outcomes:
             raise ValueError(f"{cls.id} jobs cannot end {outcome}")
         prefix = "fa11" if outcome == "failed" else ""
-        return str(uuid.UUID(f"{prefix}{n + 1:0{32 - len(prefix)}x}"))
+        return prefixed_uuid(prefix, n + 1)
 
     def routes(self) -> list[BaseRoute]:
         path = f"{self.api_prefix}/generations/{{generation_id}}"
@@ -60,11 +59,10 @@ class LumaEmulator(Emulator):
 
     @classmethod
     def finished_id(cls, n: int) -> str:
-        return str(uuid.UUID(f"d0e5{n + 1:028x}"))
+        return prefixed_uuid(FINISHED_UUID_PREFIX, n + 1)
 
     def finished_at_start(self, task_id: str) -> bool:
-        # UUIDs have no room for the word `done`: ones starting with `d0e5` are finished when first seen.
-        return task_id.startswith("d0e5")
+        return task_id.startswith(FINISHED_UUID_PREFIX)
 
     def accepts_new_id(self, task_id: str) -> bool:
         return bool(_CANONICAL_UUID.fullmatch(task_id)) and not task_id.startswith("dead")

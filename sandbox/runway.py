@@ -21,7 +21,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from sandbox.core import Emulator, Job, JobView, Outcome
+from sandbox.core import FINISHED_UUID_PREFIX, Emulator, Job, JobView, Outcome, prefixed_uuid
 
 _STATUS = {
     "queued": "PENDING",
@@ -47,17 +47,14 @@ class RunwayEmulator(Emulator):
     @classmethod
     def sandbox_id(cls, n: int, outcome: Outcome = "succeeded") -> str:
         prefix = {"succeeded": "5a4d", "failed": "fa11", "canceled": "cace1"}[outcome]
-        digits = f"{prefix}{n:0{32 - len(prefix)}x}"
-        return f"{digits[:8]}-{digits[8:12]}-{digits[12:16]}-{digits[16:20]}-{digits[20:]}"
+        return prefixed_uuid(prefix, n)
 
     @classmethod
     def finished_id(cls, n: int) -> str:
-        digits = f"d0e5{n + 1:028x}"
-        return f"{digits[:8]}-{digits[8:12]}-{digits[12:16]}-{digits[16:20]}-{digits[20:]}"
+        return prefixed_uuid(FINISHED_UUID_PREFIX, n + 1)
 
     def finished_at_start(self, task_id: str) -> bool:
-        # UUIDs have no room for the word `done`: ones starting with `d0e5` are finished when first seen.
-        return task_id.startswith("d0e5")
+        return task_id.startswith(FINISHED_UUID_PREFIX)
 
     def accepts_new_id(self, task_id: str) -> bool:
         return bool(_CANONICAL_UUID.fullmatch(task_id)) and not task_id.startswith("dead")

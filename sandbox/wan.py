@@ -22,7 +22,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from sandbox.core import Emulator, Job, JobView, Outcome
+from sandbox.core import FINISHED_UUID_PREFIX, Emulator, Job, JobView, Outcome, prefixed_uuid
 
 _STATUS = {
     "queued": "PENDING",
@@ -54,14 +54,14 @@ class WanEmulator(Emulator):
     @classmethod
     def sandbox_id(cls, n: int, outcome: Outcome = "succeeded") -> str:
         prefix = {"succeeded": "", "failed": "fa11", "canceled": "cace1"}[outcome]
-        return str(uuid.UUID(f"{prefix}{n + 1:0{32 - len(prefix)}x}"))
+        return prefixed_uuid(prefix, n + 1)
 
     @classmethod
     def finished_id(cls, n: int) -> str:
-        return str(uuid.UUID(f"d0e5{n + 1:028x}"))
+        return prefixed_uuid(FINISHED_UUID_PREFIX, n + 1)
 
     def finished_at_start(self, task_id: str) -> bool:
-        return task_id.startswith("d0e5")
+        return task_id.startswith(FINISHED_UUID_PREFIX)
 
     def accepts_new_id(self, task_id: str) -> bool:
         return super().accepts_new_id(task_id) and not task_id.startswith("dead")
