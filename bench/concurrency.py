@@ -194,7 +194,11 @@ def measure(waits: int, sessions: int, rounds: int = 1) -> Rounds:
     baselines: list[float] = []
     with (
         serving(["-m", "bench.loopback", "--port", str(emu_port)], emu_port, child_env()),
-        serving(server, mcp_port, child_env(provider_env)) as proc,
+        # A thousand waits hold a thousand connections (HTTP/1.1, one call each): over the default bound, which
+        # would close the newest; an operator serving that many raises it the same way.
+        serving(
+            server, mcp_port, child_env({**provider_env, "GENRESULT_HTTP_MAX_CONNECTIONS": str(2 * waits)})
+        ) as proc,
     ):
         for number in range(rounds):
             outcome = anyio.run(

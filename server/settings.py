@@ -20,11 +20,6 @@ from tools.redact import Redactor
 from tools.registry import DEFAULT_RETENTION_DAYS, default_db_path, is_postgres
 from tools.service import DEFAULT_MAX_WAIT_S, DEFAULT_REQUEST_TIMEOUT_S, DEFAULT_WAIT_S
 
-# One agent opens one session; a few spare cover reconnects whose old session has not expired yet.
-DEFAULT_SESSIONS_PER_CLIENT = 16
-# The SDK keeps an idle session 30 minutes; a client that went away holds its place that long.
-DEFAULT_SESSION_IDLE_S = 300.0
-
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
 
@@ -44,10 +39,6 @@ class Settings:
     """Open HTTP connections at once (`GENRESULT_HTTP_MAX_CONNECTIONS`); keep it well under the open-file limit."""
     http_head_timeout_s: float = DEFAULT_HEAD_TIMEOUT_S
     """Seconds a connection has to send a complete request head (`GENRESULT_HTTP_HEAD_TIMEOUT_S`)."""
-    http_sessions_per_client: int = DEFAULT_SESSIONS_PER_CLIENT
-    """Stateful sessions one bearer token, or one address without a token, may hold open at once."""
-    http_session_idle_s: float = DEFAULT_SESSION_IDLE_S
-    """Seconds without a request after which a stateful session is closed (`GENRESULT_HTTP_SESSION_IDLE_S`)."""
     request_timeout_s: float = DEFAULT_REQUEST_TIMEOUT_S
     log_level: str = "WARNING"
     sandbox_pace: float = 1.0
@@ -93,8 +84,6 @@ class Settings:
             http_token=env.get("GENRESULT_HTTP_TOKEN", "").strip() or None,
             http_max_connections=_count(env, "GENRESULT_HTTP_MAX_CONNECTIONS", DEFAULT_MAX_CONNECTIONS),
             http_head_timeout_s=_positive(env, "GENRESULT_HTTP_HEAD_TIMEOUT_S", DEFAULT_HEAD_TIMEOUT_S),
-            http_sessions_per_client=_count(env, "GENRESULT_HTTP_SESSIONS_PER_CLIENT", DEFAULT_SESSIONS_PER_CLIENT),
-            http_session_idle_s=_positive(env, "GENRESULT_HTTP_SESSION_IDLE_S", DEFAULT_SESSION_IDLE_S),
             request_timeout_s=_positive(env, "GENRESULT_REQUEST_TIMEOUT_S", DEFAULT_REQUEST_TIMEOUT_S),
             log_level=_log_level(env),
             sandbox_pace=_positive(env, "GENRESULT_SANDBOX_PACE", 1.0),
