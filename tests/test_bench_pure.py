@@ -118,6 +118,15 @@ def test_compactness_holds_on_the_sum_and_on_each_large_answer_but_not_on_tiny_o
     assert not bloated.holds
 
 
+def test_a_compactness_miss_says_when_the_required_fields_alone_are_over_the_target() -> None:
+    lean = Pair("p", "running", "processing", raw=500, ours=300, peer_text=560, floor=200)
+    [missed] = rows([lean])
+    assert not missed.holds and missed.why == ""  # 0.54x, but the contract allows 0.36x: the code is to blame
+    tight = Pair("p", "running", "processing", raw=500, ours=300, peer_text=560, floor=290)
+    [by_contract] = rows([tight])
+    assert not by_contract.holds and "0.52x" in by_contract.why and "contract" in by_contract.why
+
+
 def test_a_spread_is_the_median_and_middle_half_of_the_per_round_ratios() -> None:
     spread = Spread.of(per_round([1.1, 1.2, 1.0, 1.3, 5.0], [1.0, 1.0, 1.0, 1.0, 1.0]))
     assert (spread.median, spread.rounds) == (pytest.approx(1.2), 5)
