@@ -211,6 +211,7 @@ async def test_a_task_is_seen_queued_then_succeeded_with_its_video(
         video.url.startswith(f"{IN_PROCESS_ROOT}/seedance/files/{TASK}/video.mp4?")
         and "X-Tos-Expires=86400" in video.url
     )
+    assert video.expires_at == "2026-11-23T10:00:15Z"  # signed when read, at 15 s, for 24 hours
     assert seen[-1].cost is not None and seen[-1].cost.unit == "tokens"
     assert {r.path for r in seedance.requests} == {f"/seedance/api/v3/contents/generations/tasks/{TASK}"}
     assert {r.headers["authorization"] for r in seedance.requests} == {f"Bearer {seedance.api_key}"}

@@ -22,7 +22,7 @@ from tests.providers.kit import ProviderKit, one_segment
 from tools.clock import VirtualClock
 from tools.errors import AuthenticationFailed, InvalidTaskId, ProviderProtocolError, TaskNotFound
 from tools.providers.base import Reply
-from tools.providers.tensorpix import TensorPix, presigned_url_expiry
+from tools.providers.tensorpix import TensorPix
 from tools.redact import Redactor
 from tools.result import GenerationResult, JobState
 from tools.service import read_reply
@@ -248,42 +248,6 @@ def test_a_4xx_without_any_words_keeps_the_base_url_advice() -> None:
 def test_a_200_that_is_not_the_documented_job_is_a_protocol_error(body: bytes) -> None:
     with pytest.raises(ProviderProtocolError):
         parse(body)
-
-
-# ---- pre-signed URL expiry ----
-
-
-@pytest.mark.parametrize(
-    ("url", "expires"),
-    [
-        (FILE_URL, "2026-11-22T11:00:00Z"),
-        ("https://r2.example.com/a.mp4?x-amz-date=20261122T235959Z&x-amz-expires=2", "2026-11-23T00:00:01Z"),
-        (
-            "https://storage.googleapis.com/b/a.mp4?X-Goog-Algorithm=GOOG4-RSA-SHA256&X-Goog-Date=20261122T100000Z"
-            "&X-Goog-Expires=604800&X-Goog-Signature=ff",
-            "2026-11-29T10:00:00Z",
-        ),
-        ("https://b.s3.amazonaws.com/a.mp4?AWSAccessKeyId=AKIA&Expires=1795341600&Signature=x", "2026-11-22T10:00:00Z"),
-    ],
-)
-def test_the_expiry_is_read_from_sigv4_gcs_and_sigv2_urls(url: str, expires: str) -> None:
-    assert presigned_url_expiry(url) == expires
-
-
-@pytest.mark.parametrize(
-    "url",
-    [
-        "https://cdn.example.com/a.mp4",
-        "https://cdn.example.com/a.mp4?X-Amz-Date=20261122T100000Z",
-        "https://cdn.example.com/a.mp4?X-Amz-Date=yesterday&X-Amz-Expires=3600",
-        "https://cdn.example.com/a.mp4?X-Amz-Date=20261122T100000Z&X-Amz-Expires=-5",
-        "https://cdn.example.com/a.mp4?X-Amz-Date=20261122T100000Z&X-Amz-Expires=99999999999999999999",
-        "https://cdn.example.com/a.mp4?Expires=soon",
-        "https://cdn.example.com/a.mp4?Expires=99999999999999999999",
-    ],
-)
-def test_a_url_that_does_not_say_when_it_expires_has_no_expiry(url: str) -> None:
-    assert presigned_url_expiry(url) is None
 
 
 # ---- ids ----

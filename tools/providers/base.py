@@ -18,10 +18,10 @@ import re
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime, parsedate_to_datetime
 from typing import Any, ClassVar, Self, TypeVar
-from urllib.parse import quote, urlsplit
+from urllib.parse import parse_qsl, quote, urlsplit
 
 import httpx
 from pydantic import BaseModel, ValidationError
@@ -35,7 +35,7 @@ from tools.errors import (
     TaskNotFound,
 )
 from tools.redact import Redactor
-from tools.result import JobState, OutputKind, Status
+from tools.result import JobState, OutputKind, Status, format_utc
 
 MAX_TASK_ID_LEN = 256
 
@@ -165,7 +165,43 @@ _KINDS: Mapping[str, OutputKind] = {"video": "video", "image": "image", "audio":
 
 def mime_of(url: str) -> str | None:
     """The MIME type a URL's path names by its extension (query and fragment aside), where it names one."""
-    return mimetypes.guess_type(urlsplit(url).path)[0]
+    try:
+        path = urlsplit(url).path
+    except ValueError:  # `http://[x`: a provider's broken URL names no type
+        return None
+    return mimetypes.guess_type(path)[0]
+
+
+_SIGNED_AT = "%Y%m%dT%H%M%SZ"
+
+
+def presigned_url_expiry(url: str) -> str | None:
+    """When a pre-signed URL stops working, as ISO-8601 UTC, where its query says so; else None.
+
+    Reads AWS Signature V4 and S3-compatible stores (`X-Amz-Date` + `X-Amz-Expires` seconds), Google Cloud
+    Storage V4 (`X-Goog-Date` + `X-Goog-Expires`), Volcengine/BytePlus TOS V4 (`X-Tos-Date` + `X-Tos-Expires`),
+    and the older V2 style (`Expires=<unix seconds>`).
+    """
+    try:
+        params = {key.lower(): value for key, value in parse_qsl(urlsplit(url).query)}
+    except ValueError:
+        return None
+    for prefix in ("x-amz-", "x-goog-", "x-tos-"):
+        signed, lifetime = params.get(prefix + "date"), params.get(prefix + "expires")
+        if signed and lifetime:
+            try:
+                start = datetime.strptime(signed, _SIGNED_AT).replace(tzinfo=UTC)
+                seconds = int(lifetime)
+                return format_utc(start + timedelta(seconds=seconds)) if seconds >= 0 else None
+            except (ValueError, OverflowError):
+                return None
+    epoch = params.get("expires")
+    if epoch and epoch.isdigit():
+        try:
+            return format_utc(datetime.fromtimestamp(int(epoch), UTC))
+        except (OverflowError, OSError, ValueError):
+            return None
+    return None
 
 
 def kind_of(mime: str | None, default: OutputKind = "file") -> OutputKind:

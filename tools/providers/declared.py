@@ -12,14 +12,13 @@ from __future__ import annotations
 
 import functools
 import json
-import mimetypes
 import re
 import tomllib
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote
 
 import httpx
 
@@ -31,9 +30,10 @@ from tools.providers.base import (
     Reply,
     Then,
     finite_number,
+    mime_of,
     normalize_status,
+    presigned_url_expiry,
 )
-from tools.providers.tensorpix import presigned_url_expiry
 from tools.result import Cost, JobError, JobState, Output, OutputKind
 
 if TYPE_CHECKING:
@@ -299,7 +299,7 @@ def _output(spec: OutputSpec, url: Any, read: Callable[[Paths], Any]) -> Output 
 
     mime = _as_text(field(spec.mime_type))
     if mime is None or "/" not in mime:
-        mime = mimetypes.guess_type(urlsplit(url).path)[0]
+        mime = mime_of(url)
     kind = spec.kind or _KINDS.get((mime or "").split("/")[0], "file")
     return Output(
         url=url,

@@ -14,7 +14,6 @@ As documented (lumalabs/lumaai-api openapi.yaml 1.1.0, the lumaai-python SDK's `
 
 from __future__ import annotations
 
-import mimetypes
 import re
 from collections.abc import Mapping
 from typing import Any
@@ -23,7 +22,7 @@ import httpx
 from pydantic import BaseModel, ConfigDict, field_validator
 
 from tools.errors import ProviderProtocolError
-from tools.providers.base import KeyedAdapter, Reply, check_task_id, normalize_status, parse_wire
+from tools.providers.base import KeyedAdapter, Reply, check_task_id, mime_of, normalize_status, parse_wire
 from tools.result import JobError, JobState, Output, Status
 
 _UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
@@ -129,11 +128,7 @@ def _outputs(generation: _Generation) -> tuple[Output, ...]:
     if assets is None:
         return ()
     if assets.video:
-        return (Output(url=assets.video, kind="video", mime_type=_mime(assets.video), thumbnail_url=assets.image),)
+        return (Output(url=assets.video, kind="video", mime_type=mime_of(assets.video), thumbnail_url=assets.image),)
     if assets.image and generation.generation_type != "video":
-        return (Output(url=assets.image, kind="image", mime_type=_mime(assets.image)),)
+        return (Output(url=assets.image, kind="image", mime_type=mime_of(assets.image)),)
     return ()
-
-
-def _mime(url: str) -> str | None:
-    return mimetypes.guess_type(url.split("?", 1)[0])[0]

@@ -36,10 +36,11 @@ from tools.providers.base import (
     Then,
     check_task_id,
     finite_number,
+    mime_of,
     normalize_status,
     parse_wire,
+    presigned_url_expiry,
 )
-from tools.providers.tensorpix import presigned_url_expiry
 from tools.result import JobError, JobState, Output, Status, format_utc
 
 # Task ids and file ids are decimal numbers; nothing else may reach a query string.
@@ -211,7 +212,7 @@ class MiniMax(KeyedAdapter):
         output = Output(
             url=url,
             kind="video",
-            mime_type=mimetypes.guess_type(video.filename or "")[0] or _mime_of_url(url) or "video/mp4",
+            mime_type=mimetypes.guess_type(video.filename or "")[0] or mime_of(url) or "video/mp4",
             width=width,
             height=height,
             size_bytes=video.bytes,
@@ -289,10 +290,6 @@ def _status_msg(reply: Reply) -> str:
     except ValueError:
         return ""
     return _base_resp(answer)[1]
-
-
-def _mime_of_url(url: str) -> str | None:
-    return mimetypes.guess_type(url.split("?", 1)[0])[0]
 
 
 def _nine_hours_after(date: str | None) -> str | None:

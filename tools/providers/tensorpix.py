@@ -16,9 +16,7 @@ import json
 import mimetypes
 import re
 from collections.abc import Mapping
-from datetime import UTC, datetime, timedelta
 from typing import Any
-from urllib.parse import parse_qsl, urlsplit
 
 import httpx
 from pydantic import BaseModel, ConfigDict, field_validator
@@ -31,10 +29,12 @@ from tools.providers.base import (
     check_task_id,
     duration_from,
     finite_number,
+    mime_of,
     normalize_status,
     parse_wire,
+    presigned_url_expiry,
 )
-from tools.result import Cost, JobError, JobState, Output, Status, format_utc
+from tools.result import Cost, JobError, JobState, Output, Status
 
 # What tells the documented 400 for running out of Credits from any other 400.
 _CREDITS = re.compile(r"\bcredits?\b|\bbalance\b", re.IGNORECASE)
@@ -179,7 +179,7 @@ def _output(video: _GeneratedVideo, url: str) -> Output:
         url=url,
         kind="video",
         # The name is the user's title and may lack an extension; the URL's path ends in the stored file's.
-        mime_type=mimetypes.guess_type(video.name or "")[0] or mimetypes.guess_type(urlsplit(url).path)[0],
+        mime_type=mimetypes.guess_type(video.name or "")[0] or mime_of(url),
         width=video.width,
         height=video.height,
         fps=video.framerate,
@@ -195,30 +195,4 @@ def _credits(cost: str | float | None) -> Cost | None:
     amount = None if cost is None else finite_number(cost)
     return None if amount is None else Cost(amount=amount, unit="credits")
 
-
-_AMZ_DATE = "%Y%m%dT%H%M%SZ"
-
-
-def presigned_url_expiry(url: str) -> str | None:
-    """When a pre-signed URL stops working, as ISO-8601 UTC, where its query says so; else None.
-
-    Reads AWS Signature V4 and S3-compatible stores (`X-Amz-Date` + `X-Amz-Expires` seconds), Google Cloud
-    Storage V4 (`X-Goog-Date` + `X-Goog-Expires`), and the older V2 style of both (`Expires=<unix seconds>`).
-    """
-    params = {key.lower(): value for key, value in parse_qsl(urlsplit(url).query)}
-    for prefix in ("x-amz-", "x-goog-"):
-        signed, lifetime = params.get(prefix + "date"), params.get(prefix + "expires")
-        if signed and lifetime:
-            try:
-                start = datetime.strptime(signed, _AMZ_DATE).replace(tzinfo=UTC)
-                seconds = int(lifetime)
-                return format_utc(start + timedelta(seconds=seconds)) if seconds >= 0 else None
-            except (ValueError, OverflowError):
-                return None
-    epoch = params.get("expires")
-    if epoch and epoch.isdigit():
-        try:
-            return format_utc(datetime.fromtimestamp(int(epoch), UTC))
-        except (OverflowError, OSError, ValueError):
-            return None
     return None
