@@ -53,7 +53,7 @@ async def serve_stdio(mcp: MCPServer[Any]) -> None:
     # The SDK's own run_stdio_async does the same: the low-level server is what runs on a pair of streams.
     server = mcp._lowlevel_server
     with _wire(0, os.open(os.devnull, os.O_RDONLY)) as stdin, _wire(1, os.dup(2)) as stdout:
-        to_server, from_client = anyio.create_memory_object_stream[SessionMessage | Exception]()
+        to_server, from_client = anyio.create_memory_object_stream[SessionMessage]()
         to_client, from_server = anyio.create_memory_object_stream[SessionMessage]()
         with _stop_signals() as signals:
             async with anyio.create_task_group() as group:
@@ -126,7 +126,7 @@ def _pump(wire: int, sink: socket.socket) -> None:
 
 async def _read(
     received: AsyncIterable[bytes],
-    to_server: ObjectSendStream[SessionMessage | Exception],
+    to_server: ObjectSendStream[SessionMessage],
     to_client: ObjectSendStream[SessionMessage],
 ) -> None:
     async with to_server, to_client:
