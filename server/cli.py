@@ -33,6 +33,7 @@ from server.app import build_server, configure_logging, open_service
 from server.connections import guarded_protocol
 from server.http import http_app
 from server.settings import Settings, SettingsError
+from server.stdio import serve_stdio
 from tools.errors import GenResultError
 from tools.redact import Redactor
 from tools.result import GenerationResult
@@ -177,7 +178,7 @@ def _serve(args: argparse.Namespace, settings: Settings, redactor: Redactor) -> 
     mcp = build_server(settings, redactor=redactor, transport=transport)
     if getattr(args, "transport", "stdio") == "stdio":
         _settle_for_serving()
-        mcp.run("stdio")
+        anyio.run(serve_stdio, mcp)
         return 0
     import uvicorn
 

@@ -24,6 +24,8 @@ from mcp.server.mcpserver import MCPServer
 from mcp.server.transport_security import TransportSecuritySettings
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from server import jsonrpc
+from server.jsonrpc import ID_SCAN_BYTES
 from server.settings import Settings, SettingsError
 
 LOOPBACK_NAMES = frozenset({"localhost", "127.0.0.1", "::1"})
@@ -168,9 +170,6 @@ SESSION_HEADER = b"mcp-session-id"
 # long has bigger trouble, and the POST's task should not hang on it.
 CANCEL_DELIVERY_S = 5.0
 
-# How much of a request body is kept to find its JSON-RPC id.
-ID_SCAN_BYTES = 4096
-
 
 class CancelOnDisconnect:
     """Cancels a stateful session's request when the client hangs up on the POST that carries it.
@@ -213,7 +212,7 @@ class CancelOnDisconnect:
             await send(message)
 
         await self.app(scope, watch_receive, watch_send)
-        if hung_up and (request_id := _request_id(bytes(head))) is not None:
+        if hung_up and (request_id := jsonrpc.request_id(bytes(head))) is not None:
             await self._cancel(scope, request_id)
 
     async def _cancel(self, scope: Scope, request_id: str | int) -> None:
@@ -249,50 +248,6 @@ class CancelOnDisconnect:
 
 def _has_header(scope: Scope, name: bytes) -> bool:
     return any(key.lower() == name for key, _ in scope["headers"])
-
-
-def _request_id(head: bytes) -> str | int | None:
-    """The id of the JSON-RPC request whose body starts with `head`, or None for a notification, a response,
-    no JSON at all, or an id that comes after `ID_SCAN_BYTES`.
-
-    The top-level members are read one by one, as far as `head` goes, so a long params member after the id
-    (the usual order) is never needed whole.
-    """
-    text = head.decode("utf-8", "ignore")
-    members: dict[str, object] = {}
-    position = _skip(text, 0)
-    if text[position : position + 1] != "{":
-        return None
-    position += 1
-    try:
-        while "id" not in members or "method" not in members:
-            position = _skip(text, position)
-            name, position = _DECODER.raw_decode(text, position)
-            position = _skip(text, position)
-            if text[position : position + 1] != ":":
-                return None
-            value, position = _DECODER.raw_decode(text, _skip(text, position + 1))
-            members.setdefault(str(name), value)
-            position = _skip(text, position)
-            if text[position : position + 1] != ",":
-                break
-            position += 1
-    except (ValueError, RecursionError):
-        pass
-    if not isinstance(members.get("method"), str):
-        return None
-    request_id = members.get("id")
-    # bool is an int to Python, never an id to JSON-RPC.
-    return request_id if isinstance(request_id, str | int) and not isinstance(request_id, bool) else None
-
-
-_DECODER = json.JSONDecoder()
-
-
-def _skip(text: str, position: int) -> int:
-    while position < len(text) and text[position] in " \t\r\n":
-        position += 1
-    return position
 
 
 def transport_security(host: str, port: int, allowed_hosts: list[str]) -> TransportSecuritySettings:
