@@ -1,10 +1,12 @@
 """The streamable HTTP transport: `/mcp`, loopback by default, optional bearer token, DNS-rebinding checks.
 
-Four layers, outermost first:
+Five layers, outermost first:
 - `check_bind` refuses to start off loopback without a strong `GENRESULT_HTTP_TOKEN` and the Host names
   clients will use (`--allow-host`): a server other machines can reach must know both.
 - `BearerTokenMiddleware`, when a token is set, answers 401 to any request without exactly one
   `Authorization: Bearer <token>` header, before the MCP app sees it.
+- `SessionTable` (stateful sessions only, `server.sessions`) bounds the sessions each client holds; idle ones
+  end after `GENRESULT_HTTP_SESSION_IDLE_S` by the SDK's own timeout.
 - `CancelOnDisconnect` (stateful sessions only) cancels a tool call whose client hangs up before the
   answer, as the client itself would have with `notifications/cancelled`.
 - The SDK's Host/Origin validation (its DNS-rebinding protection) stays on everywhere: on loopback the
@@ -24,6 +26,7 @@ from mcp.server.mcpserver import MCPServer
 from mcp.server.transport_security import TransportSecuritySettings
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from server.sessions import SessionTable
 from server.settings import Settings, SettingsError
 
 LOOPBACK_NAMES = frozenset({"localhost", "127.0.0.1", "::1"})
@@ -340,9 +343,11 @@ def http_app(
         stateless_http=stateless,
         transport_security=transport_security(host, port, allowed_hosts),
         host=host,
+        session_idle_timeout=settings.http_session_idle_s,
     )
     if not stateless:
         app = CancelOnDisconnect(app)
+        app = SessionTable(app, per_client=settings.http_sessions_per_client, idle_s=settings.http_session_idle_s)
     app = BodyLimitMiddleware(app)
     if settings.http_token:
         app = BearerTokenMiddleware(app, settings.http_token)
