@@ -160,6 +160,15 @@ class SessionTable:
                 if not self._opening[client]:
                     del self._opening[client]
 
+        def spare() -> _Session | None:
+            """The victim, no longer doomed; None if there was none or it was spared already."""
+            nonlocal victim
+            spared, victim = victim, None
+            if spared is not None:
+                spared.doomed = False
+                self._doomed_total -= 1
+            return spared
+
         async def watch(message: Message) -> None:
             nonlocal opened
             if message["type"] == "http.response.start" and message["status"] < 400:
@@ -169,22 +178,22 @@ class SessionTable:
                     opened = _Session(session_id.decode("latin-1"), client, anyio.current_time(), busy=1)
                     settle()
                     self._add(opened)
+                    # Closed before the client hears of its new session, so its next request finds it gone. One
+                    # that took up a request meanwhile is in use: it stays, and the next opening makes up for it.
+                    ending = spare()
+                    if ending is not None and not ending.busy and ending.id in self._sessions:
+                        self._forget(ending)
+                        await self._close(ending, scope)
             await send(message)
 
         try:
             await self.app(scope, receive, watch)
         finally:
             settle()
+            spare()
             if opened is not None:
                 opened.busy -= 1
                 opened.idle_since = anyio.current_time()
-            if victim is not None:
-                victim.doomed = False
-                self._doomed_total -= 1
-        # A victim that took up a request meanwhile is in use: it stays, and the client's next session makes up.
-        if victim is not None and opened is not None and not victim.busy and victim.id in self._sessions:
-            self._forget(victim)
-            await self._close(victim, scope)
 
     def _count(self, sessions: dict[str, _Session]) -> int:
         return sum(not session.doomed for session in sessions.values())
