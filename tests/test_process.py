@@ -26,6 +26,7 @@ from urllib.request import url2pathname
 import anyio
 import anyio.to_thread
 import httpx
+import pytest
 from mcp import Client, StdioServerParameters
 
 from sandbox import EMULATORS, IN_PROCESS_ROOT, Sandbox, Timeline
@@ -294,7 +295,10 @@ async def test_a_legacy_http_client_killed_mid_wait_stops_the_requests_to_the_pr
     assert all(request.path.endswith("/generation/gen_gone") for request in requests)
 
 
-async def test_sigterm_answers_every_wait_in_flight_with_its_last_state_then_the_server_exits_0() -> None:
+@pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+async def test_a_signal_answers_every_wait_in_flight_with_its_last_state_then_the_server_exits_0(
+    stop: signal.Signals,
+) -> None:
     # Sandbox jobs at 1/100 speed (800 s each): every wait is still waiting when the signal comes.
     env = clean_env(GENRESULT_SANDBOX_PACE="100")
     answers: dict[str, Any] = {}
@@ -326,7 +330,7 @@ async def test_sigterm_answers_every_wait_in_flight_with_its_last_state_then_the
                 await anyio.sleep(0.01)
             for checked in first_checks:
                 await checked.wait()
-            process.send_signal(signal.SIGTERM)
+            process.send_signal(stop)
             exit_code = await anyio.to_thread.run_sync(process.wait, 20)
     assert exit_code == 0
     batch = answers.pop("several jobs")
