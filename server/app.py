@@ -29,7 +29,7 @@ from tools.providers import ADAPTERS, adapters_from_env
 from tools.redact import RedactingFilter, Redactor
 from tools.registry import Registry, open_store
 from tools.result import GenerationResult
-from tools.service import GenerationService
+from tools.service import GenerationService, Stopping
 
 INSTRUCTIONS = (
     "Checks on and collects the results of asynchronous AI generation jobs (video, image, audio) at "
@@ -53,13 +53,15 @@ async def open_service(
     clock: Clock | None = None,
     policy: PollPolicy | None = None,
     on_saved: SavedHook | None = None,
+    stopping: Stopping | None = None,
 ) -> AsyncIterator[GenerationService]:
     """A ready `GenerationService` with its HTTP clients, closed on exit. Shared by the server and the CLI.
 
     Each provider's requests go through `Lanes` of clients that hold one connection each, kept alive. A
     `transport` given here (the in-process emulators) is shared by them all; it keeps no connections.
     Downloads open a client of their own per call, guarded at connect time (`tools.downloads`), or through
-    the given `transport`. `on_saved` hears every finished download's result.
+    the given `transport`. `on_saved` hears every finished download's result. Setting `stopping` ends every
+    wait in flight with the state it last read.
     """
     adapters = adapters_from_env(settings.provider_env, redactor)
     one_connection = httpx.Limits(max_connections=1, max_keepalive_connections=1)
@@ -113,6 +115,7 @@ async def open_service(
         request_timeout_s=settings.request_timeout_s,
         downloads=downloads,
         registry=registry,
+        stopping=stopping,
     )
     # Opened here, in the lifespan, never at import: a start that lists tools costs no database work, and a
     # database that is down is logged and retried by later calls instead of stopping the server.
@@ -130,12 +133,16 @@ def build_server(
     transport: httpx.AsyncBaseTransport | None = None,
     clock: Clock | None = None,
     policy: PollPolicy | None = None,
+    stopping: Stopping | None = None,
 ) -> MCPServer[GenerationService]:
+    """`stopping`, once set (the HTTP server does on SIGTERM), ends every wait in flight with its last state."""
     redactor = redactor or Redactor()
 
     @asynccontextmanager
     async def lifespan(_server: MCPServer[GenerationService]) -> AsyncIterator[GenerationService]:
-        async with open_service(settings, redactor, transport=transport, clock=clock, policy=policy) as service:
+        async with open_service(
+            settings, redactor, transport=transport, clock=clock, policy=policy, stopping=stopping
+        ) as service:
             yield service
 
     mcp = GenResultServer(

@@ -31,19 +31,21 @@ import httpx
 from server import __version__
 from server.app import build_server, configure_logging, open_service
 from server.connections import guarded_protocol
-from server.http import http_app
+from server.http import StoppingServer, http_app
 from server.settings import Settings, SettingsError
 from server.stdio import serve_stdio
 from tools.errors import GenResultError
 from tools.redact import Redactor
 from tools.result import GenerationResult
+from tools.service import Stopping
 
 logger = logging.getLogger("genresult")
 
 # A kept-alive connection with no next request is closed after this long.
 KEEP_ALIVE_S = 5
-# How long a stopping HTTP server gives in-flight waits to answer before it cuts them.
-SHUTDOWN_GRACE_S = 10
+# How long a stopping HTTP server gives requests in flight to finish before it cuts them. Waits answer at once
+# (`StoppingServer`): this bounds what else is in flight, such as a download.
+SHUTDOWN_GRACE_S = 3
 
 EXIT_SUCCEEDED, EXIT_FAILED, EXIT_TIMED_OUT, EXIT_ERROR = 0, 1, 2, 3
 
@@ -175,7 +177,8 @@ def _serve(args: argparse.Namespace, settings: Settings, redactor: Redactor) -> 
     if args.sandbox:
         settings, transport = _sandboxed(settings)
         logger.warning("sandbox mode: answering from the built-in emulators, not the real providers")
-    mcp = build_server(settings, redactor=redactor, transport=transport)
+    stopping = Stopping()
+    mcp = build_server(settings, redactor=redactor, transport=transport, stopping=stopping)
     if getattr(args, "transport", "stdio") == "stdio":
         _settle_for_serving()
         anyio.run(serve_stdio, mcp)
@@ -198,7 +201,7 @@ def _serve(args: argparse.Namespace, settings: Settings, redactor: Redactor) -> 
     )
     _settle_for_serving()
     sys.stderr.write(f"genresult-mcp: MCP over streamable HTTP at http://{args.host}:{args.port}/mcp\n")
-    uvicorn.Server(config).run()
+    StoppingServer(config, stopping).run()
     return 0
 
 

@@ -7,7 +7,9 @@ times a second. Here:
   answer, is closed (the keep-alive timeout does the same for one that sends nothing at all after an answer);
 - past `max_connections`, a new connection closes the oldest one still waiting for its first request head
   (those are the stalled ones; a client between requests on a kept-alive connection goes after them), or,
-  when every connection is busy with a request, is itself closed at once.
+  when every connection is busy with a request, is itself closed at once;
+- when the server stops, a connection carrying an event stream (a GET) is closed at once: such a stream never
+  ends by itself and carries no answer anyone waits for, and would hold the stop for its whole grace period.
 """
 
 from __future__ import annotations
@@ -42,6 +44,13 @@ class GuardedH11Protocol(H11Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self._disarm()
         super().connection_lost(exc)
+
+    def shutdown(self) -> None:
+        cycle = self.cycle
+        if cycle is not None and not cycle.response_complete and cycle.scope["method"] == "GET":
+            self.transport.close()
+            return
+        super().shutdown()
 
     def data_received(self, data: bytes) -> None:
         super().data_received(data)

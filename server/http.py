@@ -1,10 +1,12 @@
 """The streamable HTTP transport: `/mcp`, loopback by default, optional bearer token, DNS-rebinding checks.
 
-Four layers, outermost first:
+Five layers, outermost first:
 - `check_bind` refuses to start off loopback without a strong `GENRESULT_HTTP_TOKEN` and the Host names
   clients will use (`--allow-host`): a server other machines can reach must know both.
 - `BearerTokenMiddleware`, when a token is set, answers 401 to any request without exactly one
   `Authorization: Bearer <token>` header, before the MCP app sees it.
+- `SessionTable` (stateful sessions only, `server.sessions`) bounds the sessions each client holds; idle ones
+  end after `GENRESULT_HTTP_SESSION_IDLE_S` by the SDK's own timeout.
 - `CancelOnDisconnect` (stateful sessions only) cancels a tool call whose client hangs up before the
   answer, as the client itself would have with `notifications/cancelled`.
 - The SDK's Host/Origin validation (its DNS-rebinding protection) stays on everywhere: on loopback the
@@ -17,16 +19,23 @@ import hashlib
 import hmac
 import ipaddress
 import json
+import signal
+import socket
+from types import FrameType
 from typing import Any
 
 import anyio
+import uvicorn
 from mcp.server.mcpserver import MCPServer
 from mcp.server.transport_security import TransportSecuritySettings
+from sse_starlette.sse import AppStatus
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from server import jsonrpc
 from server.jsonrpc import ID_SCAN_BYTES
+from server.sessions import SessionTable
 from server.settings import Settings, SettingsError
+from tools.service import Stopping
 
 LOOPBACK_NAMES = frozenset({"localhost", "127.0.0.1", "::1"})
 
@@ -295,10 +304,44 @@ def http_app(
         stateless_http=stateless,
         transport_security=transport_security(host, port, allowed_hosts),
         host=host,
+        session_idle_timeout=settings.http_session_idle_s,
     )
     if not stateless:
         app = CancelOnDisconnect(app)
+        app = SessionTable(app, per_client=settings.http_sessions_per_client, idle_s=settings.http_session_idle_s)
     app = BodyLimitMiddleware(app)
     if settings.http_token:
         app = BearerTokenMiddleware(app, settings.http_token)
     return app
+
+
+class StoppingServer(uvicorn.Server):
+    """uvicorn that answers every wait in flight before it stops, and then exits 0, on SIGTERM or SIGINT.
+
+    On a signal uvicorn stops accepting connections, waits up to `timeout_graceful_shutdown` for the open ones
+    to finish, then cuts them; a wait holds its connection until its `timeout_s`, so it would be cut with no
+    answer. Here the shutdown begins by setting `stopping`: every wait answers at once with the state it last
+    read, and its connection closes after that answer (uvicorn asks each open connection to close once it
+    has answered; one carrying an event stream is closed at once, `GuardedH11Protocol.shutdown`). A second
+    SIGINT still stops at once, as with uvicorn.
+
+    Two things uvicorn's stack does on its own are turned off for that: sse-starlette (the SDK's event
+    streams) ends every stream half a second after the signal, answered or not; and uvicorn raises the signal
+    again once it has stopped, which would end a clean stop by SIGTERM (exit 143) or KeyboardInterrupt.
+    """
+
+    def __init__(self, config: uvicorn.Config, stopping: Stopping) -> None:
+        super().__init__(config)
+        self.stopping = stopping
+        AppStatus.disable_automatic_graceful_drain()  # type: ignore[no-untyped-call]  # untyped in sse-starlette
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        # uvicorn's own, less the signal kept to be raised again after the stop.
+        if self.should_exit and sig == signal.SIGINT:
+            self.force_exit = True
+        else:
+            self.should_exit = True
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        self.stopping.set()
+        await super().shutdown(sockets)

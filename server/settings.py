@@ -12,6 +12,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from server.connections import DEFAULT_HEAD_TIMEOUT_S, DEFAULT_MAX_CONNECTIONS
+from server.sessions import DEFAULT_SESSION_IDLE_S, DEFAULT_SESSIONS_PER_CLIENT
 from tools.downloads import DEFAULT_DOWNLOAD_DIR, DEFAULT_MAX_DOWNLOAD_MB
 from tools.polling import PollPolicy
 from tools.providers import adapters_from_env
@@ -39,6 +40,10 @@ class Settings:
     """Open HTTP connections at once (`GENRESULT_HTTP_MAX_CONNECTIONS`); keep it well under the open-file limit."""
     http_head_timeout_s: float = DEFAULT_HEAD_TIMEOUT_S
     """Seconds a connection has to send a complete request head (`GENRESULT_HTTP_HEAD_TIMEOUT_S`)."""
+    http_sessions_per_client: int = DEFAULT_SESSIONS_PER_CLIENT
+    """Stateful sessions one client (one network address) holds at once (`GENRESULT_HTTP_SESSIONS_PER_CLIENT`)."""
+    http_session_idle_s: float = DEFAULT_SESSION_IDLE_S
+    """Seconds with no request in flight after which a stateful session ends (`GENRESULT_HTTP_SESSION_IDLE_S`)."""
     request_timeout_s: float = DEFAULT_REQUEST_TIMEOUT_S
     log_level: str = "WARNING"
     sandbox_pace: float = 1.0
@@ -84,6 +89,8 @@ class Settings:
             http_token=env.get("GENRESULT_HTTP_TOKEN", "").strip() or None,
             http_max_connections=_count(env, "GENRESULT_HTTP_MAX_CONNECTIONS", DEFAULT_MAX_CONNECTIONS),
             http_head_timeout_s=_positive(env, "GENRESULT_HTTP_HEAD_TIMEOUT_S", DEFAULT_HEAD_TIMEOUT_S),
+            http_sessions_per_client=_count(env, "GENRESULT_HTTP_SESSIONS_PER_CLIENT", DEFAULT_SESSIONS_PER_CLIENT),
+            http_session_idle_s=_positive(env, "GENRESULT_HTTP_SESSION_IDLE_S", DEFAULT_SESSION_IDLE_S),
             request_timeout_s=_positive(env, "GENRESULT_REQUEST_TIMEOUT_S", DEFAULT_REQUEST_TIMEOUT_S),
             log_level=_log_level(env),
             sandbox_pace=_positive(env, "GENRESULT_SANDBOX_PACE", 1.0),

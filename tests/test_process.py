@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -23,7 +24,9 @@ from urllib.parse import urlsplit
 from urllib.request import url2pathname
 
 import anyio
+import anyio.to_thread
 import httpx
+import pytest
 from mcp import Client, StdioServerParameters
 
 from sandbox import EMULATORS, IN_PROCESS_ROOT, Sandbox, Timeline
@@ -170,8 +173,11 @@ async def test_mcp_json_in_sandbox_mode_follows_a_job_at_every_provider_to_its_r
 
 
 @asynccontextmanager
-async def http_server(*extra: str, env: dict[str, str] | None = None) -> AsyncIterator[str]:
-    """The console script serving MCP over HTTP on a free loopback port: in sandbox mode, unless `env` is given."""
+async def http_process(
+    *extra: str, env: dict[str, str] | None = None
+) -> AsyncIterator[tuple[str, subprocess.Popen[bytes]]]:
+    """The console script serving MCP over HTTP on a free loopback port: in sandbox mode, unless `env` is given.
+    Yields its URL and the process; ended at the close unless it ended before."""
     port = free_port()
     process = subprocess.Popen(
         [
@@ -197,12 +203,19 @@ async def http_server(*extra: str, env: dict[str, str] | None = None) -> AsyncIt
                     break
                 except httpx.TransportError:
                     await anyio.sleep(0.05)
-        yield f"http://127.0.0.1:{port}/mcp"
+        yield f"http://127.0.0.1:{port}/mcp", process
     finally:
-        process.terminate()
+        if process.poll() is None:
+            process.terminate()
         process.wait(timeout=10)
         if process.stderr is not None:
             process.stderr.close()
+
+
+@asynccontextmanager
+async def http_server(*extra: str, env: dict[str, str] | None = None) -> AsyncIterator[str]:
+    async with http_process(*extra, env=env) as (url, _process):
+        yield url
 
 
 async def test_the_server_answers_over_real_streamable_http_stateful_and_stateless() -> None:
@@ -280,6 +293,52 @@ async def test_a_legacy_http_client_killed_mid_wait_stops_the_requests_to_the_pr
                     quiet = len(requests) == seen
             assert quiet, "the server kept asking the provider after its client was gone"
     assert all(request.path.endswith("/generation/gen_gone") for request in requests)
+
+
+@pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+async def test_a_signal_answers_every_wait_in_flight_with_its_last_state_then_the_server_exits_0(
+    stop: signal.Signals,
+) -> None:
+    # Sandbox jobs at 1/100 speed (800 s each): every wait is still waiting when the signal comes.
+    env = clean_env(GENRESULT_SANDBOX_PACE="100")
+    answers: dict[str, Any] = {}
+    first_checks: list[anyio.Event] = []
+
+    async def call(url: str, mode: str, name: str, tool: str, arguments: dict[str, Any]) -> None:
+        checked = anyio.Event()
+        first_checks.append(checked)
+
+        async def on_progress(progress: float, total: float | None, message: str | None) -> None:
+            checked.set()
+
+        async with Client(url, mode=mode) as client:  # type: ignore[arg-type]
+            # Listed first, as clients do: the SDK's client reads the output schema before it accepts an answer.
+            await client.list_tools()
+            reply = await client.call_tool(tool, {**arguments, "timeout_s": 60}, progress_callback=on_progress)
+            answers[name] = reply.structured_content
+
+    def job(n: int) -> dict[str, str]:
+        return {"provider": "skillsvideo", "task_id": EMULATORS["skillsvideo"].sandbox_id(n)}
+
+    with anyio.fail_after(30):
+        async with http_process("--sandbox", env=env) as (url, process), anyio.create_task_group() as group:
+            group.start_soon(call, url, "legacy", "stateful session", "wait_for_generation", job(1))
+            group.start_soon(call, url, "auto", "2026 era", "wait_for_generation", job(2))
+            jobs = [job(3), {"provider": "modelslab", "task_id": "27182"}]
+            group.start_soon(call, url, "legacy", "several jobs", "wait_for_generations", {"jobs": jobs})
+            while len(first_checks) < 3:
+                await anyio.sleep(0.01)
+            for checked in first_checks:
+                await checked.wait()
+            process.send_signal(stop)
+            exit_code = await anyio.to_thread.run_sync(process.wait, 20)
+    assert exit_code == 0
+    batch = answers.pop("several jobs")
+    assert batch["timed_out"] is True and "server is stopping" in batch["note"]
+    for answer in [*answers.values(), *batch["results"]]:
+        assert (answer["done"], answer["timed_out"]) == (False, True), answer
+        assert "server is stopping" in answer["note"] and "call again" in answer["note"].lower()
+    assert set(answers) == {"stateful session", "2026 era"} and len(batch["results"]) == 2
 
 
 def run_cli(*args: str, **env: str) -> subprocess.CompletedProcess[str]:

@@ -28,6 +28,17 @@ def test_an_unusable_max_wait_names_the_variable_and_the_default(raw: str) -> No
         Settings.from_env({"GENRESULT_MAX_WAIT_S": raw})
 
 
+def test_the_session_bounds_are_read_from_the_environment_and_nonsense_is_refused_naming_the_default() -> None:
+    defaults = Settings.from_env({})
+    settings = Settings.from_env({"GENRESULT_HTTP_SESSIONS_PER_CLIENT": "4", "GENRESULT_HTTP_SESSION_IDLE_S": "90"})
+    assert (defaults.http_sessions_per_client, defaults.http_session_idle_s) == (32, 300)
+    assert (settings.http_sessions_per_client, settings.http_session_idle_s) == (4, 90)
+    with pytest.raises(SettingsError, match=r"GENRESULT_HTTP_SESSIONS_PER_CLIENT='2.5'.*32"):
+        Settings.from_env({"GENRESULT_HTTP_SESSIONS_PER_CLIENT": "2.5"})
+    with pytest.raises(SettingsError, match=r"GENRESULT_HTTP_SESSION_IDLE_S='0'.*300"):
+        Settings.from_env({"GENRESULT_HTTP_SESSION_IDLE_S": "0"})
+
+
 def test_an_unknown_log_level_lists_the_levels() -> None:
     with pytest.raises(SettingsError, match="DEBUG, INFO"):
         Settings.from_env({"GENRESULT_LOG_LEVEL": "chatty"})

@@ -28,7 +28,8 @@ from tools.clock import VirtualClock
 from tools.errors import InvalidArgument
 from tools.polling import PollPolicy
 from tools.redact import Redactor
-from tools.result import GenerationResult
+from tools.result import BatchResult, GenerationResult, JobFailure
+from tools.service import STOPPED_NOTE, STOPPED_UNREAD, Stopping
 
 STEADY = PollPolicy(jitter=0.0)
 TENSORPIX_ID = "3c90c3cc-0d44-4b50-8888-8dd25736052a"
@@ -43,6 +44,7 @@ async def connected(
     transport: httpx.AsyncBaseTransport | None = None,
     env: dict[str, str] | None = None,
     mode: str = "auto",
+    stopping: Stopping | None = None,
     **settings: Any,
 ) -> AsyncIterator[Client]:
     """A client on a server wired to `sandbox`; the policy is the server's own unless given, jittered but seeded."""
@@ -52,6 +54,7 @@ async def connected(
         transport=transport or httpx.ASGITransport(app=sandbox.app),
         clock=clock,
         policy=policy or replace(config.poll_policy(), rng=random.Random(2026)),
+        stopping=stopping,
     )
     async with Client(server, mode=mode) as client:
         yield client
@@ -528,3 +531,98 @@ async def test_a_client_whose_connection_closes_mid_wait_leaves_nothing_polling(
     await anyio.wait_all_tasks_blocked()
     assert len(sandbox["skillsvideo"].requests) == 1
     assert caller_saw and "closed" in str(caller_saw[0]).lower()
+
+
+# ---- a stopping server ----
+
+
+class Unanswered(httpx.AsyncBaseTransport):
+    """The emulators, except that requests under `silent` never get an answer."""
+
+    def __init__(self, sandbox: Sandbox, silent: str = "/") -> None:
+        self.inner = httpx.ASGITransport(app=sandbox.app)
+        self.silent = silent
+        self.held = 0
+        self.holding = anyio.Event()
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        if not request.url.path.startswith(self.silent):
+            return await self.inner.handle_async_request(request)
+        self.held += 1
+        self.holding.set()
+        await anyio.sleep_forever()
+        raise AssertionError("unreachable")
+
+
+async def test_a_stopping_server_ends_a_wait_at_once_with_the_state_it_last_read() -> None:
+    clock, stopping = HeldClock(), Stopping()
+    sandbox = Sandbox(clock, auto_create=False)
+    sandbox["skillsvideo"].add_job("gen_1", Timeline(queued_s=100))
+    replies: list[CallToolResult] = []
+    async with connected(sandbox, clock, stopping=stopping) as client, anyio.create_task_group() as tasks:
+
+        async def call() -> None:
+            replies.append(await wait_for(client, "gen_1", timeout_s=600))
+
+        tasks.start_soon(call)
+        with anyio.fail_after(5):
+            await clock.asleep.wait()
+        stopping.set()
+    result = result_of(replies[0])
+    assert (result.status, result.done, result.timed_out, result.polls) == ("queued", False, True, 1)
+    assert result.note == STOPPED_NOTE and "call again" in result.note
+    assert len(sandbox["skillsvideo"].requests) == 1
+
+
+async def test_a_wait_stopped_before_it_read_a_state_and_one_begun_after_the_stop_say_to_call_again() -> None:
+    clock, stopping = VirtualClock(), Stopping()
+    sandbox = Sandbox(clock, auto_create=False)
+    sandbox["skillsvideo"].add_job("gen_1", Timeline(queued_s=100))
+    transport = Unanswered(sandbox)
+    replies: list[CallToolResult] = []
+    async with connected(sandbox, clock, transport=transport, stopping=stopping) as client:
+
+        async def call() -> None:
+            replies.append(await wait_for(client, "gen_1", timeout_s=600))
+
+        async with anyio.create_task_group() as tasks:
+            tasks.start_soon(call)
+            with anyio.fail_after(5):
+                await transport.holding.wait()
+            stopping.set()
+        replies.append(await wait_for(client, "gen_1", timeout_s=600))
+    assert [error_of(reply) for reply in replies] == [f"provider_unavailable: {STOPPED_UNREAD}"] * 2
+    assert transport.held == 1
+
+
+async def test_a_stopping_server_ends_a_wait_on_several_jobs_with_each_ones_last_state() -> None:
+    clock, stopping = HeldClock(), Stopping()
+    sandbox = Sandbox(clock, auto_create=False)
+    sandbox["skillsvideo"].add_job("gen_1", Timeline(queued_s=100))
+    sandbox["modelslab"].add_job("148", Timeline(queued_s=100))
+    # ModelsLab never answers: that job has no state to give when the stop comes.
+    transport = Unanswered(sandbox, silent="/modelslab")
+    jobs = [{"provider": "skillsvideo", "task_id": "gen_1"}, {"provider": "modelslab", "task_id": "148"}]
+    replies: list[CallToolResult] = []
+    async with (
+        connected(sandbox, clock, transport=transport, stopping=stopping) as client,
+        anyio.create_task_group() as tasks,
+    ):
+
+        async def call() -> None:
+            with anyio.fail_after(10):
+                replies.append(await client.call_tool("wait_for_generations", {"jobs": jobs, "timeout_s": 600}))
+
+        tasks.start_soon(call)
+        with anyio.fail_after(5):
+            await clock.asleep.wait()
+            await transport.holding.wait()
+        stopping.set()
+    assert not replies[0].is_error, replies[0].content
+    batch = BatchResult.model_validate(replies[0].structured_content)
+    read, unread = batch.results
+    assert batch.timed_out and batch.note == STOPPED_NOTE
+    assert isinstance(read, GenerationResult) and (read.status, read.timed_out) == ("queued", True)
+    assert read.note == STOPPED_NOTE
+    assert isinstance(unread, JobFailure) and unread.error.code == "provider_unavailable"
+    assert unread.error.message == STOPPED_UNREAD

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from urllib.parse import urlsplit
@@ -56,6 +56,46 @@ MAX_PROVIDER_ID_LEN = 64
 
 # Jobs one wait_for_generations call follows at most (DESIGN.md §2).
 MAX_JOBS_PER_WAIT = 50
+
+
+STOPPED_NOTE = (
+    "The server is stopping, so this wait ended early with the state last read: call again to keep waiting "
+    "(once the server is back, if it is restarting)."
+)
+STOPPED_UNREAD = (
+    "The server is stopping before this job's state could be read: call again in a moment (once the server is "
+    "back, if it is restarting)."
+)
+
+
+class Stopping:
+    """Set once the server is stopping. Every wait in flight then ends at once, a provider request in flight
+    included, and answers with the state it last read (`timed_out: true` and `STOPPED_NOTE`); a wait that
+    starts after answers at once. The server sets it; a wait watches it as it watches its deadline."""
+
+    def __init__(self) -> None:
+        self._set = False
+        self._waits: set[anyio.CancelScope] = set()
+
+    def set(self) -> None:
+        self._set = True
+        for wait in list(self._waits):
+            wait.cancel()
+
+    def is_set(self) -> bool:
+        return self._set
+
+    @contextmanager
+    def watch(self) -> Iterator[anyio.CancelScope]:
+        """A scope around one wait, cancelled when the server stops; its `cancelled_caught` says it was."""
+        with anyio.CancelScope() as scope:
+            if self._set:
+                scope.cancel()
+            self._waits.add(scope)
+            try:
+                yield scope
+            finally:
+                self._waits.discard(scope)
 
 
 @dataclass
@@ -115,6 +155,7 @@ class GenerationService:
         request_timeout_s: float = DEFAULT_REQUEST_TIMEOUT_S,
         downloads: DownloadConfig | None = None,
         registry: Registry | None = None,
+        stopping: Stopping | None = None,
     ) -> None:
         self.adapters = dict(adapters)
         self._owns_clients = not isinstance(http, httpx.AsyncClient)
@@ -128,6 +169,7 @@ class GenerationService:
         self.max_wait_s = max_wait_s
         self.request_timeout_s = request_timeout_s
         self.downloads = Downloader(self, downloads or DownloadConfig(read_timeout_s=request_timeout_s))
+        self.stopping = stopping or Stopping()
 
     async def aclose(self) -> None:
         """Close the clients the service opened; a client it was given stays open."""
@@ -189,10 +231,16 @@ class GenerationService:
                 f"poll_interval_s {poll_interval_s:g} was raised to the server's floor of {self.policy.floor_s:g}s."
             )
         job = _Tracked(adapter, wire_id, task_id)
-        outcome = await self._follow(job, timeout_s, poll_interval_s, report, self.clock)
-        if outcome.note:
-            notes.append(outcome.note)
-        return job.answer(outcome, " ".join(notes) or None)
+        start = self.clock.monotonic()
+        with self.stopping.watch():
+            outcome = await self._follow(job, timeout_s, poll_interval_s, report, self.clock)
+            if outcome.note:
+                notes.append(outcome.note)
+            return job.answer(outcome, " ".join(notes) or None)
+        cut = job.cut_short(self.clock.monotonic() - start, notes)
+        if isinstance(cut, JobFailure):
+            raise ProviderUnavailable(cut.error.message)
+        return cut
 
     async def _follow(
         self,
@@ -307,9 +355,23 @@ class GenerationService:
                 )
                 await tell()
 
-        async with anyio.create_task_group() as group:
-            for i, (provider, task_id) in enumerate(jobs):
-                group.start_soon(follow, i, provider, task_id)
+        with self.stopping.watch() as watched:
+            async with anyio.create_task_group() as group:
+                for i, (provider, task_id) in enumerate(jobs):
+                    group.start_soon(follow, i, provider, task_id)
+        stopped = watched.cancelled_caught
+        if stopped:
+            for i, ((provider, task_id), job) in enumerate(zip(jobs, tracked, strict=True)):
+                if slots[i] is None:
+                    slots[i] = (
+                        job.cut_short(self.clock.monotonic() - start)
+                        if job is not None
+                        else JobFailure(
+                            provider=self.redact(str(provider))[:40],
+                            task_id=self.redact(str(task_id))[:200],
+                            error=JobError(code=ProviderUnavailable.code, message=STOPPED_UNREAD),
+                        )
+                    )
         results = [slot for slot in slots if slot is not None]
         assert len(results) == len(jobs)
         done = sum(1 for slot in results if isinstance(slot, GenerationResult) and slot.done)
@@ -320,8 +382,8 @@ class GenerationService:
             pending=pending,
             elapsed_s=round(self.clock.monotonic() - start, 1),
             polls=sum(job.sent.requests for job in tracked if job is not None),
-            timed_out=pending > 0 and (until == "all" or done == 0),
-            note=note,
+            timed_out=stopped or (pending > 0 and (until == "all" or done == 0)),
+            note=" ".join(part for part in (note, STOPPED_NOTE if stopped else None) if part) or None,
         )
 
     async def list_jobs(self, provider: str | None = None, status: str | None = None, limit: int = 20) -> JobList:
@@ -469,6 +531,23 @@ class _Tracked:
                 "polls": self.sent.requests,
                 "timed_out": False,
                 "note": "Not done yet when another job finished first (until=any); call again to keep waiting.",
+            }
+        )
+
+    def cut_short(self, elapsed_s: float, notes: Sequence[str] = ()) -> GenerationResult | JobFailure:
+        """The answer for a job whose wait the server's stop ended: the state last read, timed out."""
+        if self.last is None:
+            return JobFailure(
+                provider=self.adapter.id,
+                task_id=self.task_id,
+                error=JobError(code=ProviderUnavailable.code, message=STOPPED_UNREAD),
+            )
+        return self.last.model_copy(
+            update={
+                "elapsed_s": round(elapsed_s, 1),
+                "polls": self.sent.requests,
+                "timed_out": True,
+                "note": " ".join([*notes, STOPPED_NOTE]),
             }
         )
 

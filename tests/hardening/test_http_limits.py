@@ -4,18 +4,27 @@ from __future__ import annotations
 
 import logging
 import socket
+import threading
 import uuid
+from contextlib import AsyncExitStack
 
 import anyio
+import anyio.to_thread
 import httpx
 import pytest
 from mcp import Client
 from starlette.types import Receive, Scope, Send
 
+from sandbox import Sandbox
+from server.app import build_server
 from server.connections import guarded_protocol
+from server.http import transport_security
 from server.logs import FloodFilter, SessionIdFilter, session_tag
-from tests.hardening.loopback import serving
+from server.sessions import SessionTable
+from server.settings import Settings
+from tests.hardening.loopback import LoopbackServer, serving
 from tests.hardening.test_http_transport import INITIALIZE, MCP_HEADERS, TOKEN, initialize, mcp_over_http
+from tools.clock import VirtualClock
 from tools.mcp_tools import ERROR_META
 
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -119,3 +128,98 @@ async def test_stalled_connections_are_bounded_and_closed_while_a_real_client_is
                 sock.close()
     assert answers == [200] * 5
     assert evicted >= 40 - 1 and all(late)
+
+
+INITIALIZED = {"jsonrpc": "2.0", "method": "notifications/initialized"}
+
+
+def client_at(address: str) -> httpx.AsyncClient:
+    """An HTTP client whose connections come from `address` (any of 127.0.0.0/8): one client to the server."""
+    return httpx.AsyncClient(transport=httpx.AsyncHTTPTransport(local_address=address), timeout=10)
+
+
+async def open_session(http: httpx.AsyncClient, server: LoopbackServer) -> str:
+    opened = await http.post(f"{server.root}/mcp", json=INITIALIZE, headers=MCP_HEADERS)
+    assert opened.status_code == 200, opened.text
+    return opened.headers["mcp-session-id"]
+
+
+async def session_answers(http: httpx.AsyncClient, server: LoopbackServer, session_id: str) -> int:
+    """The HTTP status a notification in the session gets: 202 while it lives, 404 once it has ended."""
+    sent = await http.post(
+        f"{server.root}/mcp", json=INITIALIZED, headers={**MCP_HEADERS, "Mcp-Session-Id": session_id}
+    )
+    return sent.status_code
+
+
+async def test_a_client_past_its_session_bound_loses_its_longest_idle_session_and_no_one_else_does() -> None:
+    with mcp_over_http(token=None, http_sessions_per_client=3) as server, anyio.fail_after(30):
+        async with client_at("127.0.0.1") as greedy, client_at("127.0.0.2") as other:
+            theirs = await open_session(other, server)
+            mine = [await open_session(greedy, server) for _ in range(3)]
+            assert await session_answers(greedy, server, mine[0]) == 202
+            # mine[1] is now the one idle longest.
+            mine.append(await open_session(greedy, server))
+            answers = [await session_answers(greedy, server, session) for session in mine]
+            assert await session_answers(other, server, theirs) == 202
+            assert await open_session(other, server)
+    assert answers == [202, 404, 202, 202]
+
+
+async def test_a_client_whose_sessions_are_all_busy_is_refused_with_what_to_do_while_others_open_theirs() -> None:
+    with mcp_over_http(token=None, http_sessions_per_client=2) as server, anyio.fail_after(30):
+        async with client_at("127.0.0.1") as busy, client_at("127.0.0.2") as other, AsyncExitStack() as streams:
+            for _ in range(2):
+                session = await open_session(busy, server)
+                # An open event stream keeps a session busy for as long as it is open.
+                stream = busy.stream(
+                    "GET", f"{server.root}/mcp", headers={"Accept": "text/event-stream", "Mcp-Session-Id": session}
+                )
+                assert (await streams.enter_async_context(stream)).status_code == 200
+            refused = await busy.post(f"{server.root}/mcp", json=INITIALIZE, headers=MCP_HEADERS)
+            served = await open_session(other, server)
+    assert refused.status_code == 429 and served
+    error = refused.json()["error"]
+    assert "2 sessions open, all busy" in error["message"]
+    assert all(advice in error["message"] for advice in ("Mcp-Session-Id", "DELETE /mcp", "--stateless"))
+
+
+async def test_a_full_session_table_makes_room_from_the_client_holding_the_most() -> None:
+    sandbox = Sandbox(VirtualClock())
+    mcp = build_server(Settings(provider_env=sandbox.env()), transport=httpx.ASGITransport(app=sandbox.app))
+    sdk_app = mcp.streamable_http_app(transport_security=transport_security("127.0.0.1", 0, []))
+    app = SessionTable(sdk_app, per_client=10, idle_s=300, max_sessions=3)
+    with serving(app, lifespan=True) as server, anyio.fail_after(30):
+        async with client_at("127.0.0.1") as big, client_at("127.0.0.2") as small, client_at("127.0.0.3") as new:
+            bigs = [await open_session(big, server) for _ in range(2)]
+            smalls = [await open_session(small, server)]
+            newcomer = await open_session(new, server)
+            answers = [await session_answers(big, server, s) for s in bigs]
+            answers += [await session_answers(small, server, s) for s in smalls]
+            answers += [await session_answers(new, server, newcomer)]
+    assert answers == [404, 202, 202, 202]
+
+
+async def test_an_idle_session_ends_after_the_idle_setting() -> None:
+    ended = threading.Event()
+
+    class Heard(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            if "idle timeout" in record.getMessage():
+                ended.set()
+
+    sdk_log = logging.getLogger("mcp.server.streamable_http_manager")
+    heard, level = Heard(), sdk_log.level
+    sdk_log.addHandler(heard)
+    sdk_log.setLevel(logging.INFO)
+    try:
+        with mcp_over_http(token=None, http_session_idle_s=0.5) as server, anyio.fail_after(30):
+            async with client_at("127.0.0.1") as http:
+                session = await open_session(http, server)
+                # Nothing may touch the session while it idles: its end is heard in the server's log.
+                assert await anyio.to_thread.run_sync(ended.wait, 20)
+                after = await session_answers(http, server, session)
+    finally:
+        sdk_log.removeHandler(heard)
+        sdk_log.setLevel(level)
+    assert after == 404

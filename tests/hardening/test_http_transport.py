@@ -49,11 +49,13 @@ def mcp_over_http(
     stateless: bool = False,
     host: str = "127.0.0.1",
     allowed_hosts: list[str] | None = None,
+    **more: Any,
 ) -> Iterator[LoopbackServer]:
-    """genresult-mcp's HTTP app on a real socket, answering from the in-process emulators."""
+    """genresult-mcp's HTTP app on a real socket, answering from the in-process emulators; `more`: further
+    `Settings` fields."""
     sandbox = Sandbox(VirtualClock(), auto_create=False)
     sandbox["skillsvideo"].add_job("gen_http", Timeline(queued_s=0, running_s=0))
-    settings = Settings(provider_env=sandbox.env(), http_token=token)
+    settings = Settings(provider_env=sandbox.env(), http_token=token, **more)
     mcp = build_server(settings, redactor=Redactor(), transport=httpx.ASGITransport(app=sandbox.app))
     sock = bound_socket()
     port = sock.getsockname()[1]
