@@ -187,8 +187,6 @@ class StalledRounds:
     stalled: list[Calls]
     closed: list[int]
     """Per stalled phase: how many of the stalled connections the server closed to make room."""
-    held: list[int]
-    """Per stalled phase: descriptors the server held over its idle count while the calls ran."""
     calls: int
 
     def spread(self) -> Spread:
@@ -210,7 +208,6 @@ def measure_stalled(rounds: int, calls: int) -> StalledRounds:
     idle: list[Calls] = []
     stalled: list[Calls] = []
     closed: list[int] = []
-    held: list[int] = []
     with (
         serving(["-m", "bench.loopback", "--port", str(emu_port)], emu_port, child_env()),
         serving(_serve(mcp_port), mcp_port, child_env(provider_env), nofile=SERVER_NOFILE) as proc,
@@ -226,9 +223,8 @@ def measure_stalled(rounds: int, calls: int) -> StalledRounds:
                     continue
                 with stalling(mcp_port, STALLED) as sockets:
                     closed.append(settle(sockets, DEFAULT_MAX_CONNECTIONS))
-                    held.append(open_files(proc.pid) - idle_files)
                     stalled.append(anyio.run(_calls, url, task_id, calls))
-    return StalledRounds(idle, stalled, closed, held, calls)
+    return StalledRounds(idle, stalled, closed, calls)
 
 
 def stalled_rows(rounds: int, calls: int) -> Iterator[Row]:
@@ -241,9 +237,9 @@ def stalled_rows(rounds: int, calls: int) -> Iterator[Row]:
         f"stalled connections: {STALLED} at once, p95 of a client's calls / idle server",
         f"p95 {median([c.p95() for c in measured.stalled]) * ms:.2f} ms vs "
         f"{median([c.p95() for c in measured.idle]) * ms:.2f} ms idle: {spread.text()}; "
-        f"{measured.answered()}/{total} calls answered; the server held {max(measured.held)} connections "
-        f"(bound {DEFAULT_MAX_CONNECTIONS}, open-file limit {SERVER_NOFILE}) and closed "
-        f"{span(measured.closed)} of each {STALLED} to make room",
+        f"{measured.answered()}/{total} calls answered; of each {STALLED}, the server closed "
+        f"{span(measured.closed)} to make room and kept {span([STALLED - n for n in measured.closed])} "
+        f"(bound {DEFAULT_MAX_CONNECTIONS}, open-file limit {SERVER_NOFILE})",
         STALLED_TARGET,
         spread,
         also=not wrong and measured.answered() == total,
