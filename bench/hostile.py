@@ -5,17 +5,21 @@
 The server (`python -m server serve --transport http`, stateful, its defaults) and the emulators
 (`python -m bench.loopback`) run in processes of their own, as in the concurrency benchmark.
 
-Stalled connections. In rounds, in alternating order: an idle phase, where a well-behaved SDK client opens
-a session and makes `get_generation_result` calls on a finished sandbox job one after another, and a stalled
-phase, where the same client does the same while this process holds 1,000 connections to the server that
-never finish a request (every other one sends nothing, the rest half a request head). The server runs with
-a soft open-file limit of 512, whatever the machine's, so the attack is larger than the files it may open,
-as in the issue (1,050 against 1,024): with no bound on connections it then accepts stalled ones until it
-runs out and the client is locked out (measured so: `GENRESULT_HTTP_MAX_CONNECTIONS=100000`, 20 of 40
-calls answered, none in the stalled phase). Its bound (`GENRESULT_HTTP_MAX_CONNECTIONS`, 256) closes the
-oldest stalled connection for each new one past it; the phase's calls start once it has done so for the
-whole burst, so they meet a table full of stalled connections, not the burst itself. One ratio per round:
-the p95 latency of the stalled phase's calls over the idle phase's. Every call must be answered, right.
+Stalled connections. Two identical servers (twins) on the same emulators; in each round this process opens
+1,000 connections to one of them that never finish a request (every other one sends nothing, the rest half
+a request head), and a well-behaved SDK client, in a fresh session with each twin, then calls
+`get_generation_result` on a finished sandbox job at the attacked twin and at the idle one in turn. The
+twins swap roles every round. One ratio per round: the p95 latency of the attacked twin's calls over the
+idle twin's, taken side by side so that a busier moment of a shared machine hits both alike (phases of
+their own, one after the other, moved the ratio by 2x from round to round on a loaded machine).
+
+The servers run with a soft open-file limit of 512, whatever the machine's, so the attack is larger than
+the files a server may open, as in the issue (1,050 against 1,024): with no bound on connections the
+attacked twin accepts stalled ones until it runs out and the client is locked out (measured so, with
+`GENRESULT_HTTP_MAX_CONNECTIONS=100000`: no call of the attacked phase answered). Its bound
+(`GENRESULT_HTTP_MAX_CONNECTIONS`, 256) closes the oldest stalled connection for each new one past it; the
+calls start once it has done so for the whole burst, so they meet a table full of stalled connections, not
+the burst itself. Every call must be answered, right.
 
 Padded waits, two rows. Forty `wait_for_generation` calls at once in one 2025-era stateful session (where
 the SDK runs requests in the session's task), on a fresh server for each kind: plain ones, the baseline of
@@ -37,7 +41,7 @@ import sys
 import time
 from collections import Counter
 from collections.abc import Iterator
-from contextlib import contextmanager, suppress
+from contextlib import ExitStack, contextmanager, suppress
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -86,11 +90,19 @@ PROTOCOL = "2025-11-25"
 MCP_HEADERS = {"Accept": "application/json, text/event-stream", "Content-Type": "application/json"}
 
 
-def _servers() -> tuple[int, int, dict[str, str]]:
-    emu_port, mcp_port = free_port(), free_port()
-    while mcp_port == emu_port:
-        mcp_port = free_port()
-    return emu_port, mcp_port, Sandbox().env(f"http://127.0.0.1:{emu_port}")
+def _ports(count: int, taken: tuple[int, ...] = ()) -> list[int]:
+    """`count` free ports, none of them `taken` or the same as another."""
+    chosen: list[int] = []
+    while len(chosen) < count:
+        port = free_port()
+        if port not in chosen and port not in taken:
+            chosen.append(port)
+    return chosen
+
+
+def _emulators(port: int) -> dict[str, str]:
+    """The settings that point a server at the emulators on `port`."""
+    return Sandbox().env(f"http://127.0.0.1:{port}")
 
 
 def _serve(port: int) -> list[str]:
@@ -112,27 +124,34 @@ class Calls:
         return float("inf") if self.wrong or not self.latencies else percentile(self.latencies, 95)
 
 
-async def _calls(url: str, task_id: str, calls: int) -> Calls:
-    done = Calls()
+async def _paired(attacked: str, idle: str, task_id: str, calls: int) -> tuple[Calls, Calls]:
+    """`calls` calls to each of two servers in a fresh SDK session each, in turn (which one goes first
+    alternating), so a busier moment of the machine hits both alike."""
+    got = (Calls(), Calls())
     try:
         with anyio.fail_after(PHASE_LIMIT_S):
             async with (
                 httpx2.AsyncClient(timeout=httpx2.Timeout(30)) as http,
-                Client(streamable_http_client(url, http_client=http)) as client,
+                Client(streamable_http_client(attacked, http_client=http)) as first,
+                Client(streamable_http_client(idle, http_client=http)) as second,
             ):
-                for _ in range(calls):
-                    started = time.perf_counter()
-                    result = await client.call_tool("get_generation_result", {"provider": PROVIDER, "task_id": task_id})
-                    elapsed = time.perf_counter() - started
-                    got = result.structured_content or {}
-                    if result.is_error or got.get("status") != "succeeded":
-                        done.wrong.append(f"wanted succeeded, got {got or result.content}")
-                    else:
-                        done.latencies.append(elapsed)
-    # A client locked out is what this row exists to show: counted as calls not answered, not raised.
+                for number in range(calls):
+                    for side in (0, 1) if number % 2 == 0 else (1, 0):
+                        client = (first, second)[side]
+                        started = time.perf_counter()
+                        result = await client.call_tool(
+                            "get_generation_result", {"provider": PROVIDER, "task_id": task_id}
+                        )
+                        elapsed = time.perf_counter() - started
+                        answer = result.structured_content or {}
+                        if result.is_error or answer.get("status") != "succeeded":
+                            got[side].wrong.append(f"wanted succeeded, got {answer or result.content}")
+                        else:
+                            got[side].latencies.append(elapsed)
+    # A client locked out is what this row exists to show: counted against the attacked server, not raised.
     except Exception as exc:
-        done.wrong.append(f"the client gave up: {type(exc).__name__}: {exc}")
-    return done
+        got[0].wrong.append(f"the client gave up: {type(exc).__name__}: {exc}")
+    return got
 
 
 @contextmanager
@@ -164,18 +183,20 @@ def closed_by_server(sock: socket.socket) -> bool:
         return True
 
 
-def settle(held: list[socket.socket], keeps: int) -> int:
-    """How many of `held` the server closed, once it has closed all but `keeps` (or after SETTLE_LIMIT_S)."""
-    deadline = time.monotonic() + SETTLE_LIMIT_S
+def settle(held: list[socket.socket], keeps: int) -> tuple[int, float]:
+    """How many of `held` the server closed, once it has closed all but `keeps` (or after SETTLE_LIMIT_S),
+    and how long that took."""
+    started = time.monotonic()
     while True:
         closed = sum(closed_by_server(sock) for sock in held)
-        if closed >= len(held) - keeps or time.monotonic() > deadline:
-            return closed
+        waited = time.monotonic() - started
+        if closed >= len(held) - keeps or waited > SETTLE_LIMIT_S:
+            return closed, waited
         time.sleep(0.02)
 
 
 def quiet(pid: int, files: int) -> None:
-    """Until the server holds no more descriptors than `files` (bounded): the last phase's are gone."""
+    """Until the server holds no more descriptors than `files` (bounded): the last round's are gone."""
     deadline = time.monotonic() + SETTLE_LIMIT_S
     while open_files(pid) > files and time.monotonic() < deadline:
         time.sleep(0.02)
@@ -183,48 +204,52 @@ def quiet(pid: int, files: int) -> None:
 
 @dataclass(frozen=True)
 class StalledRounds:
-    idle: list[Calls]
     stalled: list[Calls]
+    """Per round, the calls to the server under attack..."""
+    idle: list[Calls]
+    """...and those to its twin, in turn with them."""
     closed: list[int]
-    """Per stalled phase: how many of the stalled connections the server closed to make room."""
-    calls: int
+    """Per round: how many of the stalled connections the server closed to make room..."""
+    absorbed_s: list[float]
+    """...and how long after they were opened it had done so."""
 
     def spread(self) -> Spread:
         return Spread.of(per_round([c.p95() for c in self.stalled], [c.p95() for c in self.idle]))
 
     def wrong(self) -> list[str]:
-        return [line for phase in (*self.idle, *self.stalled) for line in phase.wrong]
+        return [line for calls in (*self.stalled, *self.idle) for line in calls.wrong]
 
     def answered(self) -> int:
-        return sum(len(phase.latencies) for phase in (*self.idle, *self.stalled))
+        return sum(len(calls.latencies) for calls in (*self.stalled, *self.idle))
 
 
 def measure_stalled(rounds: int, calls: int) -> StalledRounds:
-    # This process holds every stalled connection, beside the client's and the children's pipes.
+    # This process holds every stalled connection, beside the clients' and the children's pipes.
     raise_nofile(STALLED + 256)
-    emu_port, mcp_port, provider_env = _servers()
-    url = f"http://127.0.0.1:{mcp_port}/mcp"
+    emu_port, *ports = _ports(3)
     task_id = EMULATORS[PROVIDER].finished_id(1)
-    idle: list[Calls] = []
-    stalled: list[Calls] = []
-    closed: list[int] = []
-    with (
-        serving(["-m", "bench.loopback", "--port", str(emu_port)], emu_port, child_env()),
-        serving(_serve(mcp_port), mcp_port, child_env(provider_env), nofile=SERVER_NOFILE) as proc,
-    ):
-        anyio.run(_calls, url, task_id, 5)
-        idle_files = open_files(proc.pid)
+    rounds_got = StalledRounds([], [], [], [])
+    with ExitStack() as stack:
+        stack.enter_context(serving(["-m", "bench.loopback", "--port", str(emu_port)], emu_port, child_env()))
+        twins = [
+            stack.enter_context(serving(_serve(port), port, child_env(_emulators(emu_port)), nofile=SERVER_NOFILE))
+            for port in ports
+        ]
+        urls = [f"http://127.0.0.1:{port}/mcp" for port in ports]
+        anyio.run(_paired, urls[0], urls[1], task_id, 5)
+        idle_files = [open_files(twin.pid) for twin in twins]
         for number in range(rounds):
-            # In turn, so drift hits both alike.
-            for attacked in (False, True) if number % 2 == 0 else (True, False):
-                quiet(proc.pid, idle_files)
-                if not attacked:
-                    idle.append(anyio.run(_calls, url, task_id, calls))
-                    continue
-                with stalling(mcp_port, STALLED) as sockets:
-                    closed.append(settle(sockets, DEFAULT_MAX_CONNECTIONS))
-                    stalled.append(anyio.run(_calls, url, task_id, calls))
-    return StalledRounds(idle, stalled, closed, calls)
+            # The twins swap roles every round, so neither's own quirks lean the ratio one way.
+            target, other = number % 2, 1 - number % 2
+            quiet(twins[target].pid, idle_files[target])
+            with stalling(ports[target], STALLED) as sockets:
+                closed, absorbed_s = settle(sockets, DEFAULT_MAX_CONNECTIONS)
+                rounds_got.closed.append(closed)
+                rounds_got.absorbed_s.append(absorbed_s)
+                stalled, idle = anyio.run(_paired, urls[target], urls[other], task_id, calls)
+            rounds_got.stalled.append(stalled)
+            rounds_got.idle.append(idle)
+    return rounds_got
 
 
 def stalled_rows(rounds: int, calls: int) -> Iterator[Row]:
@@ -234,12 +259,13 @@ def stalled_rows(rounds: int, calls: int) -> Iterator[Row]:
     total = 2 * rounds * calls
     ms = 1000
     yield Row.judged(
-        f"stalled connections: {STALLED} at once, p95 of a client's calls / idle server",
+        f"stalled connections: {STALLED} at once, p95 of a client's calls / idle twin server",
         f"p95 {median([c.p95() for c in measured.stalled]) * ms:.2f} ms vs "
-        f"{median([c.p95() for c in measured.idle]) * ms:.2f} ms idle: {spread.text()}; "
+        f"{median([c.p95() for c in measured.idle]) * ms:.2f} ms on an idle twin, in turn: {spread.text()}; "
         f"{measured.answered()}/{total} calls answered; of each {STALLED}, the server closed "
-        f"{span(measured.closed)} to make room and kept {span([STALLED - n for n in measured.closed])} "
-        f"(bound {DEFAULT_MAX_CONNECTIONS}, open-file limit {SERVER_NOFILE})",
+        f"{span(measured.closed)} to make room (within {median(measured.absorbed_s):.1f} s) and kept "
+        f"{span([STALLED - n for n in measured.closed])} (bound {DEFAULT_MAX_CONNECTIONS}, open-file limit "
+        f"{SERVER_NOFILE})",
         STALLED_TARGET,
         spread,
         also=not wrong and measured.answered() == total,
@@ -375,14 +401,14 @@ async def _burst(url: str, pid: int, kind: Kind, first: int) -> Burst:
 
 
 def measure_padded(rounds: int) -> list[Burst]:
-    emu_port, _, provider_env = _servers()
+    [emu_port] = _ports(1)
     bursts: list[Burst] = []
     with serving(["-m", "bench.loopback", "--port", str(emu_port)], emu_port, child_env()):
         for number in range(rounds):
             for index, kind in enumerate(KINDS):
                 # A fresh server each time: memory one burst freed would otherwise be reused by the next.
-                mcp_port = free_port()
-                with serving(_serve(mcp_port), mcp_port, child_env(provider_env)) as proc:
+                [mcp_port] = _ports(1, taken=(emu_port,))
+                with serving(_serve(mcp_port), mcp_port, child_env(_emulators(emu_port))) as proc:
                     first = 1000 * (number * len(KINDS) + index + 1)
                     bursts.append(anyio.run(_burst, f"http://127.0.0.1:{mcp_port}/mcp", proc.pid, kind, first))
     return bursts
