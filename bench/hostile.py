@@ -74,7 +74,7 @@ SERVER_NOFILE = 512
 # Stalled connections, once bounded, cost a call nothing but one timer each in the server's loop; the p95
 # of a ~5 ms loopback call moves by tens of percent from round to round on a shared machine. 2x leaves room
 # for that and none for a server that makes real requests queue behind stalled ones or spends its loop on
-# them (without the bound, no call of the stalled phase is answered at all).
+# them (without the bound, no call to the attacked server is answered at all).
 STALLED_TARGET = 2.0
 # A request head cut off before its blank line: the server must wait for the rest, until its deadline.
 HALF_HEAD = b"POST /mcp HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
@@ -114,7 +114,7 @@ def _serve(port: int) -> list[str]:
 
 @dataclass
 class Calls:
-    """One phase's calls: each answered one's latency, and what went wrong with the others."""
+    """One server's calls in a round: each answered one's latency, and what went wrong with the others."""
 
     latencies: list[float] = field(default_factory=list)
     wrong: list[str] = field(default_factory=list)
