@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
-from bench import coldstart, compactness, concurrency, downloads, overhead, pollsim, registry, toollist
+from bench import coldstart, compactness, concurrency, downloads, hostile, overhead, pollsim, registry, toollist
 from bench.report import Detail, Row, render_detail, render_rows
 
 
@@ -85,6 +85,8 @@ def run(*, quick: bool, loaded: bool) -> int:
     step(
         "concurrency", lambda: concurrency.rows(waits=1000, sessions=20, rounds=1 if quick else 3, baselines=baselines)
     )
+
+    step("stalled connections and padded waits", lambda: hostile.rows(quick))
 
     def sizes() -> Iterable[Row]:
         pairs = compactness.measure()

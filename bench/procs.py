@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import os
+import resource
 import signal
 import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -47,8 +48,11 @@ def child_env(extra: Mapping[str, str] = {}) -> dict[str, str]:
 
 
 @contextmanager
-def serving(args: Sequence[str], port: int, env: Mapping[str, str]) -> Iterator[subprocess.Popen[bytes]]:
-    """A child that listens on `port`, stopped (and reaped) on the way out, whatever happened."""
+def serving(
+    args: Sequence[str], port: int, env: Mapping[str, str], nofile: int | None = None
+) -> Iterator[subprocess.Popen[bytes]]:
+    """A child that listens on `port`, stopped (and reaped) on the way out, whatever happened; with `nofile`,
+    its soft open-file limit is that (at most the hard one), whatever this process's is."""
     proc = subprocess.Popen(
         [PYTHON, *args],
         cwd=REPO,
@@ -56,12 +60,33 @@ def serving(args: Sequence[str], port: int, env: Mapping[str, str]) -> Iterator[
         stdin=subprocess.DEVNULL,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
+        preexec_fn=None if nofile is None else _soft_nofile(nofile),
     )
     try:
         wait_for_port(port, proc)
         yield proc
     finally:
         stop(proc)
+
+
+def raise_nofile(needed: int) -> None:
+    """Lift this process's soft open-file limit to `needed` where it is lower; the hard limit is the ceiling."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft == resource.RLIM_INFINITY or soft >= needed:
+        return
+    if hard != resource.RLIM_INFINITY and hard < needed:
+        raise RuntimeError(f"this benchmark holds {needed} open files; the hard limit (ulimit -Hn) is {hard}")
+    resource.setrlimit(resource.RLIMIT_NOFILE, (needed, hard))
+
+
+def _soft_nofile(wanted: int) -> Callable[[], None]:
+    def limit() -> None:
+        _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        resource.setrlimit(
+            resource.RLIMIT_NOFILE, (wanted if hard == resource.RLIM_INFINITY else min(wanted, hard), hard)
+        )
+
+    return limit
 
 
 def stop(proc: subprocess.Popen[bytes]) -> None:
@@ -83,6 +108,16 @@ def rss_bytes(pid: int, field: str = "VmRSS") -> int:
         if line.startswith(field + ":"):
             return int(line.split()[1]) * 1024
     raise LookupError(f"{field} not in /proc/{pid}/status")
+
+
+def reset_peak_rss(pid: int) -> None:
+    """Start `VmHWM` afresh from the resident memory now, so the next peak read is of what follows."""
+    Path(f"/proc/{pid}/clear_refs").write_text("5")
+
+
+def open_files(pid: int) -> int:
+    """File descriptors the process holds: its sockets among them."""
+    return len(os.listdir(f"/proc/{pid}/fd"))
 
 
 def cpu_seconds(pid: int) -> float:

@@ -22,17 +22,30 @@ class Row:
     """When it is missed or unstable: what the benchmark found to be the cause."""
 
     @classmethod
-    def judged(cls, benchmark: str, measured: str, target: float, spread: Spread, also: bool = True) -> Row:
+    def judged(
+        cls,
+        benchmark: str,
+        measured: str,
+        target: float,
+        spread: Spread,
+        also: bool = True,
+        condition: str = "",
+        why: str = "",
+    ) -> Row:
         """A row whose verdict is the spread's against `target` (a ratio that must stay at or below it);
-        `also` is any further condition the row needs (all answers right, say)."""
+        `also` is any further condition the row needs (all answers right, say), named in the target by
+        `condition`. A failed condition is MISSED whatever the spread: a wrong answer is not noise; `why`
+        then says what failed."""
+        shown = f"<= {target:g}x" + (f", {condition}" if condition else "")
+        if not also:
+            return cls(benchmark, measured, shown, False, why)
         holds = spread.verdict(target)
-        why = ""
         if holds is None:
             why = (
                 f"the middle half of the rounds ({spread.low:.2f}-{spread.high:.2f}x) lies on both sides of "
                 f"{target:g}x: the machine was too noisy to tell; run again on a quieter one"
             )
-        return cls(benchmark, measured, f"<= {target:g}x", holds if also or holds is None else False, why)
+        return cls(benchmark, measured, shown, holds, why)
 
 
 @dataclass(frozen=True)

@@ -5,15 +5,21 @@ No timing here: benchmarks are run with `python -m bench`, never asserted on in 
 
 from __future__ import annotations
 
+import json
 import random
+import socket
+from collections import Counter
 
 import anyio
 import pytest
 
 from bench.compactness import Pair, rows
+from bench.hostile import KINDS, PADDED_WAITS, Burst, Calls, closed_by_server, outcome, span, wait_body
 from bench.pollsim import PEERS, PolicyResult, Score, SimJob, doubling, fixed, make_jobs, play_ours, play_schedule
 from bench.report import Row, render_rows, render_table, verdict
 from bench.stats import Spread, median, per_round, percentile
+from server.http import MAX_BODY_BYTES
+from tools.mcp_tools import ERROR_META
 
 
 def test_percentile_is_the_nearest_rank_and_always_a_measured_value() -> None:
@@ -143,3 +149,75 @@ def test_a_row_judged_on_a_straddling_spread_is_unstable_and_says_why() -> None:
     row = Row.judged("cold start", "1.10x", 1.15, Spread(1.1, 1.0, 1.2, 9))
     assert row.holds is None and verdict(row.holds) == "unstable" and "1.00-1.20x" in row.why
     assert Row.judged("cold start", "1.0x", 1.15, Spread(1.0, 0.9, 1.1, 9), also=False).holds is False
+
+
+def test_a_row_whose_condition_failed_is_missed_whatever_its_spread_and_names_the_condition() -> None:
+    straddling = Spread(1.9, 1.5, 2.5, 7)
+    assert Row.judged("stalled", "1.9x", 2.0, straddling, also=False).holds is False
+    row = Row.judged("stalled", "1.9x", 2.0, straddling, also=False, condition="every call answered", why="gave up")
+    assert (row.holds, row.target, row.why) == (False, "<= 2x, every call answered", "gave up")
+    assert Row.judged("stalled", "1.1x", 2.0, Spread(1.1, 1.0, 1.2, 7), condition="every call answered").holds
+
+
+def test_a_phase_with_an_unanswered_call_has_no_finite_p95() -> None:
+    answered = Calls(latencies=[0.004] * 19 + [0.010])
+    assert answered.p95() == pytest.approx(0.004)
+    assert Calls(latencies=[0.004] * 20, wrong=["the client gave up"]).p95() == float("inf")
+    assert Calls().p95() == float("inf")
+
+
+def test_a_padded_wait_puts_its_id_first_and_its_padding_where_its_kind_says() -> None:
+    plain, over_cap, at_cap = KINDS
+    body = wait_body(at_cap, 7, "job-7")
+    assert body.startswith(b'{"jsonrpc": "2.0", "id": 7,')
+    sent = json.loads(body)["params"]
+    assert (
+        set(sent["arguments"]) == {"provider", "task_id", "timeout_s"} and len(sent["_meta"]["bench.example/pad"]) > 0
+    )
+    assert "pad" in json.loads(wait_body(over_cap, 7, "job-7"))["params"]["arguments"]
+    # The accepted kind must stay under the server's body cap, the attack over it, or the rows measure nothing.
+    assert len(body) <= MAX_BODY_BYTES < len(wait_body(over_cap, 7, "job-7"))
+    assert len(wait_body(plain, 7, "job-7")) < 1024
+
+
+def test_a_padded_call_is_told_apart_by_its_status_and_the_answer_with_its_id() -> None:
+    def event(message: dict[str, object]) -> str:
+        return f"event: message\ndata: {json.dumps(message)}\n\n"
+
+    progress = event({"jsonrpc": "2.0", "method": "notifications/progress", "params": {"progress": 1}})
+    timed_out = event({"jsonrpc": "2.0", "id": 3, "result": {"structuredContent": {"done": False, "timed_out": True}}})
+    refused = event(
+        {"jsonrpc": "2.0", "id": 3, "result": {"isError": True, "_meta": {ERROR_META: {"code": "invalid_argument"}}}}
+    )
+    finished = event(
+        {"jsonrpc": "2.0", "id": 3, "result": {"structuredContent": {"done": True, "status": "succeeded"}}}
+    )
+    assert outcome(413, "", 3) == "refused"
+    assert outcome(200, progress + timed_out, 3) == "held"
+    assert outcome(200, refused, 3) == "invalid_argument"
+    assert outcome(200, finished, 3) == "answered succeeded"
+    assert outcome(200, progress + timed_out, 4) == "no answer"
+    assert outcome(503, "", 3) == "HTTP 503"
+
+
+def test_a_burst_is_right_only_when_every_call_had_its_kinds_outcome() -> None:
+    kind = KINDS[-1]
+    held = Burst(
+        kind, rss_idle=10_000_000, rss_peak=30_000_000, outcomes=Counter({"held": PADDED_WAITS}), body_bytes=250_000
+    )
+    short = Burst(kind, 0, 0, Counter({"held": PADDED_WAITS - 1, "no answer": 1}), body_bytes=250_000)
+    assert held.right() and not short.right()
+    assert held.added_mb == pytest.approx(20.0) and held.per_body() == pytest.approx(2.0)
+
+
+def test_a_stalled_connection_counts_as_closed_once_the_server_has_hung_up_on_it() -> None:
+    ours, theirs = socket.socketpair()
+    with ours:
+        ours.setblocking(False)
+        assert not closed_by_server(ours)
+        theirs.sendall(b"x")
+        assert not closed_by_server(ours)  # data is no hang-up
+        theirs.close()
+        ours.recv(1)
+        assert closed_by_server(ours)
+    assert (span([744, 744]), span([743, 744])) == ("744", "743-744")
