@@ -32,7 +32,7 @@ from sse_starlette.sse import AppStatus
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from server import jsonrpc
-from server.jsonrpc import ID_SCAN_BYTES
+from server.jsonrpc import ID_SCAN_BYTES, MAX_MESSAGE_BYTES
 from server.sessions import SessionTable
 from server.settings import Settings, SettingsError
 from tools.service import Stopping
@@ -106,13 +106,18 @@ async def _unauthorized(send: Send) -> None:
     await send({"type": "http.response.body", "body": UNAUTHORIZED_BODY})
 
 
-# A tools/call is a few hundred bytes; this leaves room for any honest request and bounds what one may hold.
-MAX_BODY_BYTES = 256 * 1024
+MAX_BODY_BYTES = MAX_MESSAGE_BYTES
 
 TOO_LARGE_BODY = (
-    b'{"error":"request_too_large","message":"A request body may be at most 256 KiB; '
-    b"send only the arguments the tool's input schema lists.\"}"
+    b'{"error":"request_too_large","message":"A request body may be at most %d KiB; '
+    b"send only the arguments the tool's input schema lists.\"}" % (MAX_BODY_BYTES // 1024)
 )
+
+
+# A body over the limit but no larger than this is read to its end, unkept, before the 413: closing a
+# connection with unread bytes in its buffer makes the kernel reset it, and the client then sees a broken
+# connection instead of the answer. Anything larger is answered and cut off at once.
+DRAIN_BYTES = 1 << 20
 
 
 class BodyLimitMiddleware:
@@ -129,13 +134,16 @@ class BodyLimitMiddleware:
             return
         declared = [value for name, value in scope["headers"] if name.lower() == b"content-length"]
         if any(not value.isdigit() or int(value) > self.limit for value in declared):
+            if all(value.isdigit() and int(value) <= DRAIN_BYTES for value in declared):
+                await _drain(receive, 0)
             await _too_large(send)
             return
         received = 0
         over = started = False
+        rest = True
 
         async def bounded_receive() -> Message:
-            nonlocal received, over
+            nonlocal received, over, rest
             if over:
                 return {"type": "http.disconnect"}
             message = await receive()
@@ -143,6 +151,7 @@ class BodyLimitMiddleware:
                 received += len(message.get("body", b""))
                 if received > self.limit:
                     over = True
+                    rest = bool(message.get("more_body", False))
                     return {"type": "http.disconnect"}
             return message
 
@@ -155,7 +164,20 @@ class BodyLimitMiddleware:
 
         await self.app(scope, bounded_receive, guarded_send)
         if over and not started:
+            if rest:
+                await _drain(receive, received)
             await _too_large(send)
+
+
+async def _drain(receive: Receive, received: int) -> None:
+    """Reads the rest of a refused body, keeping none of it, up to `DRAIN_BYTES` in all."""
+    while received <= DRAIN_BYTES:
+        message = await receive()
+        if message["type"] != "http.request":
+            return
+        received += len(message.get("body", b""))
+        if not message.get("more_body", False):
+            return
 
 
 async def _too_large(send: Send) -> None:

@@ -8,6 +8,11 @@ from __future__ import annotations
 
 import json
 
+# The most one message may hold, on either transport. The largest honest request, a wait_for_generations over
+# its 50 jobs with the longest task ids, is about 16 KiB; the SDK keeps about four copies of every accepted
+# HTTP body for as long as its call runs, so this bounds what a long wait can be made to hold.
+MAX_MESSAGE_BYTES = 64 * 1024
+
 # How much of a message is kept to find its id: clients put the id before the params.
 ID_SCAN_BYTES = 4096
 

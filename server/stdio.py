@@ -37,13 +37,12 @@ from mcp.shared.message import SessionMessage
 from mcp.types import INVALID_REQUEST, PARSE_ERROR, ErrorData, JSONRPCError, jsonrpc_message_adapter
 from pydantic import ValidationError
 
-from server.jsonrpc import ID_SCAN_BYTES, request_id
+from server.jsonrpc import ID_SCAN_BYTES, MAX_MESSAGE_BYTES, request_id
 
 logger = logging.getLogger("genresult.stdio")
 
-# The HTTP transport's body limit (server.http.MAX_BODY_BYTES): a tools/call is a few hundred bytes, and one
-# line must not make the server hold whatever a client sends before its newline.
-MAX_LINE_BYTES = 256 * 1024
+# One line must not make the server hold whatever a client sends before its newline.
+MAX_LINE_BYTES = MAX_MESSAGE_BYTES
 
 READ_BYTES = 64 * 1024
 

@@ -164,7 +164,7 @@ UNREADABLE = {
     "bytes that are not UTF-8": (REQUEST_HEAD + b'"arguments": {"provider": "\xff\xfe", "task_id": "x"}}}', -32700),
     "a 5,000-digit number": (REQUEST_HEAD + b'"arguments": {"x": ' + b"9" * 5000 + b"}}}", -32700),
     "JSON that is not JSON-RPC": (b'{"jsonrpc": "1.0", "id": %d, "method": "ping"}', -32600),
-    "a line over 256 KiB": (REQUEST_HEAD + b'"arguments": {"pad": "' + b"x" * 300_000 + b'"}}}', -32600),
+    "a line over 64 KiB": (REQUEST_HEAD + b'"arguments": {"pad": "' + b"x" * 70_000 + b'"}}}', -32600),
 }
 
 

@@ -30,14 +30,14 @@ from tools.mcp_tools import ERROR_META
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 
 
-async def test_a_body_over_256_kib_gets_413_before_the_mcp_app_holds_it() -> None:
-    padded = {**INITIALIZE, "params": {**INITIALIZE["params"], "pad": "p" * 300_000}}  # type: ignore[dict-item]
+async def test_a_body_over_64_kib_gets_413_before_the_mcp_app_holds_it() -> None:
+    padded = {**INITIALIZE, "params": {**INITIALIZE["params"], "pad": "p" * 70_000}}  # type: ignore[dict-item]
     with mcp_over_http() as server:
         async with httpx.AsyncClient() as http:
             declared = await http.post(f"{server.root}/mcp", json=padded, headers={**MCP_HEADERS, **AUTH})
 
             async def chunks():  # type: ignore[no-untyped-def]
-                for _ in range(40):
+                for _ in range(10):
                     yield b"p" * 10_000
 
             streamed = await http.post(f"{server.root}/mcp", content=chunks(), headers={**MCP_HEADERS, **AUTH})
