@@ -281,6 +281,53 @@ def _has_header(scope: Scope, name: bytes) -> bool:
     return any(key.lower() == name for key, _ in scope["headers"])
 
 
+# The SDK answers a body that is JSON but no JSON-RPC message with pydantic's validation text, which quotes
+# what was sent (`input_value=...`, once per member of the message union, so about ten times over).
+_SDK_VALIDATION_TEXT = b'"message":"Validation error:'
+
+NOT_JSON_RPC = json.dumps(
+    {
+        "jsonrpc": "2.0",
+        "id": None,
+        "error": {"code": -32600, "message": "Invalid Request: not a JSON-RPC 2.0 request, notification or response"},
+    },
+    separators=(",", ":"),
+).encode()
+
+
+class QuietRefusals:
+    """Answers a body that is not a JSON-RPC message in our words (`-32600`, as over stdio), never quoting
+    it: a caller's own value echoed back many times over is an amplifier, and no answer quotes what was sent.
+
+    Only a 400 is looked at, and its body only when it is the SDK's validation refusal."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] != "POST":
+            await self.app(scope, receive, send)
+            return
+        held: Message | None = None
+
+        async def quiet_send(message: Message) -> None:
+            nonlocal held
+            if message["type"] == "http.response.start" and message["status"] == 400:
+                held = message
+                return
+            if held is not None and message["type"] == "http.response.body":
+                start, held = held, None
+                body = message.get("body", b"")
+                if _SDK_VALIDATION_TEXT in body[:128] and not message.get("more_body", False):
+                    headers = [(k, v) for k, v in start["headers"] if k.lower() != b"content-length"]
+                    start = {**start, "headers": [*headers, (b"content-length", str(len(NOT_JSON_RPC)).encode())]}
+                    message = {**message, "body": NOT_JSON_RPC}
+                await send(start)
+            await send(message)
+
+        await self.app(scope, receive, quiet_send)
+
+
 def transport_security(host: str, port: int, allowed_hosts: list[str]) -> TransportSecuritySettings:
     """Host/Origin validation stays on everywhere; off loopback the allowed names must be given."""
     # Port 0 asks the system for a free port, which is not known here: any port on a loopback name is fine.
@@ -331,7 +378,7 @@ def http_app(
     if not stateless:
         app = CancelOnDisconnect(app)
         app = SessionTable(app, per_client=settings.http_sessions_per_client, idle_s=settings.http_session_idle_s)
-    app = BodyLimitMiddleware(app)
+    app = BodyLimitMiddleware(QuietRefusals(app))
     if settings.http_token:
         app = BearerTokenMiddleware(app, settings.http_token)
     return app

@@ -47,6 +47,26 @@ async def test_a_body_over_64_kib_gets_413_before_the_mcp_app_holds_it() -> None
     assert honest.status_code == 200
 
 
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"probe": "Summer2024!-guess"},
+        [{"jsonrpc": "2.0", "id": "Summer2024!-guess"}],
+        {"jsonrpc": "1.0", "id": 1, "method": "Summer2024!-guess"},
+    ],
+)
+async def test_json_that_is_no_json_rpc_message_is_refused_without_quoting_it(body: object) -> None:
+    with mcp_over_http() as server:
+        async with httpx.AsyncClient() as http:
+            refused = await http.post(f"{server.root}/mcp", json=body, headers={**MCP_HEADERS, **AUTH})
+    assert refused.status_code == 400
+    assert refused.json()["error"] == {
+        "code": -32600,
+        "message": "Invalid Request: not a JSON-RPC 2.0 request, notification or response",
+    }
+    assert "Summer2024" not in refused.text
+
+
 @pytest.mark.parametrize("tool", ["wait_for_generation", "get_generation_result"])
 async def test_an_unknown_argument_is_refused_by_name_before_any_wait(connect, tool: str) -> None:  # type: ignore[no-untyped-def]
     async with connect() as client:
