@@ -101,6 +101,7 @@ async def nulls(client: Client[Any], tag: str) -> None:
     arguments = {"provider": PROVIDER, "task_id": finished_id(tag), "timeout_s": None, "poll_interval_s": None}
     result = await client.call_tool("wait_for_generation", arguments, raise_on_error=False)
     report.check("timeout_s and poll_interval_s null mean their defaults", not result.is_error, result.content)
+    report.check("wait_for_generation: structured content validates against its output schema", result.data is not None)
     bad = await client.call_tool("wait_for_generation", {**arguments, "timeout_s": "soon"}, raise_on_error=False)
     text = bad.content[0].text if bad.content and bad.content[0].type == "text" else ""
     report.error_text(text, "invalid_argument")

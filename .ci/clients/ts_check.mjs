@@ -195,6 +195,20 @@ async function clientTimeout(client, tag) {
   const took = seconds(start);
   fact("the same with {timeout: 3500, resetTimeoutOnProgress: true, onprogress}", `${outcome} after ${took.toFixed(2)} s`);
   check("resetTimeoutOnProgress lets the whole wait answer", outcome.startsWith("answered") && took >= 4.5, outcome);
+
+  // Without onprogress the SDK asks for no progress (no progressToken), so nothing comes to restart the timeout.
+  start = performance.now();
+  try {
+    await client.callTool({ name: "wait_for_generation", arguments: args(3) }, undefined, {
+      timeout: 3500,
+      resetTimeoutOnProgress: true,
+    });
+    outcome = "answered";
+  } catch (error) {
+    outcome = `error ${error.code}: ${error.message}`;
+  }
+  fact("{timeout: 3500, resetTimeoutOnProgress: true} without onprogress", `${outcome} after ${seconds(start).toFixed(2)} s`);
+  check("resetTimeoutOnProgress needs an onprogress callback", outcome !== "answered", outcome);
   await finishedJob(client, `${tag}-after`);
 }
 
