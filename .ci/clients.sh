@@ -194,6 +194,7 @@ if [ "$(ts_sdk)" = "$(node -p "require('./$clients/package.json').dependencies['
   echo "typescript-sdk: already installed; not touching the network"
 else
   (cd "$clients" && npm ci --prefer-offline --loglevel=error) || fail "installing the pinned TypeScript SDK failed"
+  echo "typescript-sdk: installed $(ts_sdk)"
 fi
 
 section "MCP client libraries against the server (stdio and HTTP)"

@@ -35,7 +35,7 @@ from typing import Any, NoReturn
 ERROR_META = "genresult-mcp/error"
 PROVIDER = "skillsvideo"
 # The whole tools/list answer with every tool (DESIGN.md section 2), compact JSON.
-TOOLS_LIST_LIMIT = 12 * 1024
+TOOLS_LIST_LIMIT = 12_000
 # A 2 s wait may answer a little early by the clock of a client that started timing before sending.
 SHORT_WAIT_S = 2.0
 SHORT_WAIT_FLOOR_S = 1.8

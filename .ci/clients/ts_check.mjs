@@ -15,7 +15,7 @@ import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/
 
 const ERROR_META = "genresult-mcp/error";
 const PROVIDER = "skillsvideo";
-const TOOLS_LIST_LIMIT = 12 * 1024;
+const TOOLS_LIST_LIMIT = 12_000;
 const SHORT_WAIT_S = 2;
 const SHORT_WAIT_FLOOR_S = 1.8;
 const sdkVersion = JSON.parse(
