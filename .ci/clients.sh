@@ -1,7 +1,11 @@
 #!/usr/bin/env bash
 # Real third-party MCP clients against genresult-mcp in sandbox mode (no accounts, no provider network):
 #   1. the MCP Inspector CLI over stdio: tools/list --strict, and a checked tools/call of each tool;
-#   2. the MCP conformance suite's server scenarios over streamable HTTP, against a checked-in baseline.
+#   2. the MCP conformance suite's server scenarios over streamable HTTP, against a checked-in baseline;
+#   3. six MCP client libraries' own layers (fastmcp, pydantic-ai, langchain-mcp-adapters, openai-agents, mcp-use,
+#      the TypeScript SDK) over stdio and HTTP: .ci/clients/*_check.*, each failing on a promise of ours that does
+#      not hold through that client (docs/CLIENTS.md). Each Python client gets a venv of its own under
+#      .ci/.work/py (their mcp versions differ: 1.30 and 2.3), installed from its pinned .ci/clients/NAME.txt.
 # Called by .ci/run with the project's venv first on PATH (genresult-mcp, python). Needs npm; installs pinned
 # versions under .ci/.work/node and reuses them on later runs, so only the first run needs the npm registry.
 set -euo pipefail
@@ -143,7 +147,8 @@ section "Inspector CLI: tools/call wait_for_generation, one job per provider (sa
 pids=()
 for job in "${jobs[@]}"; do
   read -r provider task_id <<<"$job"
-  inspect --method tools/call --tool-name wait_for_generation --tool-args-json "$(args "$provider" "$task_id" 40)" \
+  # Thirteen servers and Inspectors start at once on two cores: more than the default 15 s to connect, when busy.
+  inspect --connect-timeout 60000 --method tools/call --tool-name wait_for_generation --tool-args-json "$(args "$provider" "$task_id" 40)" \
     --format json "${server[@]}" >"$work/wait-$provider.json" &
   pids+=("$!")
   background+=("$!")
@@ -166,6 +171,42 @@ assert result.get("isError") is True, result
 assert "unknown_provider" in result["content"][0]["text"], result
 print("unknown provider: isError with unknown_provider")
 PY
+
+section "MCP client libraries: install (pinned: .ci/clients/*.txt, .ci/clients/package-lock.json)"
+clients=.ci/clients
+py_clients=(fastmcp pydantic-ai langchain openai-agents mcp-use)
+for name in "${py_clients[@]}"; do
+  venv="$PWD/.ci/.work/py/$name"
+  stamp=$(sha256sum "$clients/$name.txt" | cut -d' ' -f1)
+  if [ "$(cat "$venv/.pinned" 2>/dev/null)" = "$stamp" ]; then
+    echo "$name: already installed; not touching the network"
+    continue
+  fi
+  rm -rf "$venv"
+  python -m venv "$venv"
+  timeout 600 "$venv/bin/python" -m pip install --quiet --disable-pip-version-check -r "$clients/$name.txt" \
+    || fail "installing the pinned $name failed"
+  echo "$stamp" >"$venv/.pinned"
+  echo "$name: installed"
+done
+ts_sdk() { node -p "require('./$clients/node_modules/@modelcontextprotocol/sdk/package.json').version" 2>/dev/null || true; }
+if [ "$(ts_sdk)" = "$(node -p "require('./$clients/package.json').dependencies['@modelcontextprotocol/sdk']")" ]; then
+  echo "typescript-sdk: already installed; not touching the network"
+else
+  (cd "$clients" && npm ci --prefer-offline --loglevel=error) || fail "installing the pinned TypeScript SDK failed"
+  echo "typescript-sdk: installed $(ts_sdk)"
+fi
+
+section "MCP client libraries against the server (stdio and HTTP)"
+GENRESULT_EXPECTED_TOOLS=$(python -c 'from tests.conftest import TOOL_NAMES; print(",".join(sorted(TOOL_NAMES)))')
+export GENRESULT_EXPECTED_TOOLS
+GENRESULT_MCP=$(command -v genresult-mcp)
+export GENRESULT_MCP
+for name in "${py_clients[@]}"; do
+  timeout 300 "$PWD/.ci/.work/py/$name/bin/python" "$clients/${name//-/_}_check.py" \
+    || fail "$name: a check failed or it ran out of time (exit $?); see above"
+done
+timeout 300 node "$clients/ts_check.mjs" || fail "typescript-sdk: a check failed or it ran out of time (exit $?)"
 
 section "conformance suite $CONFORMANCE_VERSION: server scenarios over streamable HTTP"
 port=$(python -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')

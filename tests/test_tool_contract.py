@@ -114,3 +114,17 @@ async def test_the_whole_tool_list_stays_under_twelve_kilobytes_of_compact_json(
         listed = await client.list_tools()
     wire = json.dumps(listed.model_dump(mode="json", by_alias=True, exclude_none=True), separators=(",", ":"))
     assert len(wire) < 12_000, len(wire)
+
+
+async def test_every_input_schema_is_self_contained_so_strict_mode_converters_accept_it(connect: Connect) -> None:
+    # openai-agents' convert_schemas_to_strict refuses any `$ref` in an MCP tool's input schema and falls back to a
+    # loose schema for that tool; mcp-use rebuilds the schema as a model. An inlined schema is one both take as is.
+    async with connect() as client:
+        tools = {tool.name: tool for tool in (await client.list_tools()).tools}
+    for name, tool in tools.items():
+        wire = json.dumps(tool.input_schema)
+        assert "$ref" not in wire and "$defs" not in wire, (name, wire)
+    job = tools["wait_for_generations"].input_schema["properties"]["jobs"]["items"]
+    assert job["type"] == "object" and job["additionalProperties"] is False, job
+    assert set(job["required"]) == {"provider", "task_id"} and set(job["properties"]) == {"provider", "task_id"}
+    assert all("title" not in field for field in job["properties"].values()), job

@@ -78,10 +78,8 @@ class GenResultServer(MCPServer[GenerationService]):
     """
 
     async def list_tools(self) -> list[MCPTool]:
-        # Titles in the input schemas only restate the argument names; the list goes out with every session,
-        # and some clients put it into the model's context.
         return [
-            tool.model_copy(update={"input_schema": _untitled(tool.input_schema)})
+            tool.model_copy(update={"input_schema": _portable(tool.input_schema)})
             for tool in await super().list_tools()
         ]
 
@@ -104,11 +102,32 @@ class GenResultServer(MCPServer[GenerationService]):
             return error_result(InvalidArgument(_explain(exc.__cause__.errors())))
 
 
-def _untitled(schema: dict[str, Any]) -> dict[str, Any]:
-    properties = {
-        name: {k: v for k, v in field.items() if k != "title"} for name, field in schema["properties"].items()
-    }
-    return {k: v for k, v in schema.items() if k != "title"} | {"properties": properties}
+def _portable(schema: dict[str, Any]) -> dict[str, Any]:
+    """An input schema as every client takes it: each `$defs` reference inlined, since strict-mode converters
+    (openai-agents') refuse any `$ref` and fall back to a loose schema, and no titles, which only restate the
+    argument names in a list that goes out with every session and that some clients put into the model's context.
+    The argument models are not recursive, so inlining ends."""
+    defs: dict[str, dict[str, Any]] = schema.get("$defs", {})
+
+    def node(value: dict[str, Any]) -> dict[str, Any]:
+        ref = value.get("$ref")
+        if isinstance(ref, str) and ref.startswith("#/$defs/"):
+            value = defs[ref.removeprefix("#/$defs/")] | {k: v for k, v in value.items() if k != "$ref"}
+        portable: dict[str, Any] = {}
+        for key, item in value.items():
+            if key in ("title", "$defs"):
+                continue
+            if key == "properties":
+                portable[key] = {name: node(field) for name, field in item.items()}
+            elif key in ("items", "additionalProperties") and isinstance(item, dict):
+                portable[key] = node(item)
+            elif key in ("anyOf", "oneOf", "allOf"):
+                portable[key] = [node(choice) for choice in item]
+            else:
+                portable[key] = item
+        return portable
+
+    return node(schema)
 
 
 def _explain(errors: list[ErrorDetails]) -> str:
