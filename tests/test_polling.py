@@ -115,6 +115,14 @@ def test_progress_that_stands_still_gives_no_estimate_and_the_backoff_takes_over
     assert STEADY.next_delay(view(*samples)) == pytest.approx(STEADY.first_delay_s * STEADY.growth**2)
 
 
+def test_a_two_second_wait_keeps_its_second_check_whatever_milliseconds_its_first_took() -> None:
+    # Real time: the first check and its report took a few milliseconds of the 2 s (floor 1 s + landing 1 s).
+    after_real_check = PollView(elapsed=0.012, remaining=1.988, samples=(Sample(0.0, state("queued")),), report_s=0.003)
+    assert STEADY.next_delay(after_real_check) == pytest.approx(0.985)
+    too_short = PollView(elapsed=0.012, remaining=1.5, samples=(Sample(0.0, state("queued")),))
+    assert STEADY.next_delay(too_short) is None
+
+
 def test_a_fixed_interval_wins_over_hints_but_not_below_the_floor() -> None:
     hinted = Sample(0, state(eta_s=100))
     assert STEADY.next_delay(view(hinted, fixed_interval=7.0)) == 7.0

@@ -60,6 +60,9 @@ class PollView:
     the last check must fit before the deadline too, so the last check starts that much earlier."""
 
 
+FLOOR_SLACK_S = 0.05
+
+
 @dataclass(frozen=True)
 class PollPolicy:
     """Delay before the next check.
@@ -122,7 +125,9 @@ class PollPolicy:
     def next_delay(self, view: PollView) -> float | None:
         """Seconds to sleep before the next check, or None when no check fits before the deadline."""
         budget = self._budget(view)
-        if budget < self.floor_s:
+        # The milliseconds a check and its report take must not cost a wait of floor_s + landing_s (2 s) its
+        # second look: its last check may then come that much under the floor after the first.
+        if budget < self.floor_s - FLOOR_SLACK_S:
             return None
         if self.retry_after_past_deadline(view):
             # The provider asked us to stay away past our deadline: another check would be rude and useless.
