@@ -114,8 +114,8 @@ async def open_service(
         downloads=downloads,
         registry=registry,
     )
-    # Opened here, in the lifespan, never at import: a start that lists tools costs no database work, and a
-    # database that is down is logged and retried by later calls instead of stopping the server.
+    # The store is opened by its first use, not here: a session that lists tools costs no database work, and
+    # a database that is down is logged and retried by later calls instead of stopping the server.
     async with registry.running():
         try:
             yield service
