@@ -11,7 +11,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from server.connections import DEFAULT_HEAD_TIMEOUT_S, DEFAULT_MAX_CONNECTIONS
 from tools.downloads import DEFAULT_DOWNLOAD_DIR, DEFAULT_MAX_DOWNLOAD_MB
 from tools.polling import PollPolicy
 from tools.providers import adapters_from_env
@@ -21,6 +20,9 @@ from tools.registry import DEFAULT_RETENTION_DAYS, default_db_path, is_postgres
 from tools.service import DEFAULT_MAX_WAIT_S, DEFAULT_REQUEST_TIMEOUT_S, DEFAULT_WAIT_S
 
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+# The HTTP transport's bounds (`server.connections`): open connections, and seconds to send a request head.
+DEFAULT_MAX_CONNECTIONS = 256
+DEFAULT_HEAD_TIMEOUT_S = 10.0
 
 
 class SettingsError(ValueError):
