@@ -169,9 +169,14 @@ async def _checks(db: str, checks: int) -> float:
     async with open_service(settings, Redactor(), transport=httpx.ASGITransport(app=sandbox.app)) as service:
         for _ in range(20):
             await service.check("skillsvideo", "gen_done")
+        # The warm-up's rows written now, so the store's opening (at its first use) is not counted as a check's.
+        await service.registry.flush()
         started = time.process_time()
         for _ in range(checks):
             await service.check("skillsvideo", "gen_done")
+        # And the write of what the checks left, which the writer would make after the lingering moment: a
+        # check's recording is not done until its row is written.
+        await service.registry.flush()
         return (time.process_time() - started) / checks
 
 
