@@ -52,8 +52,11 @@ PURGE_EVERY_S = 3600.0
 # What a wait left for the next one is of no use after this long (as `WaitMemory.horizon_s`).
 MEMORY_HORIZON_S = 600.0
 # How long the writer waits for more checks to write together: short enough that another replica lists a job
-# almost as soon as it was checked, long enough that a burst of checks shares one transaction.
-WRITE_LINGER_S = 0.05
+# within a moment of its check, long enough that the checks of a busy server share a few writes a second. Each
+# write costs more than its SQL: while the event loop is busy, it and the worker thread hand the GIL back and
+# forth at every SQLite call (CPU per check with the registry on / off, `python -m bench.registry`: about
+# 1.10-1.20x writing every 0.05 s, 1.03-1.07x every 0.25 s).
+WRITE_LINGER_S = 0.25
 # Fields that describe one wait, not the job: a listing shows the job's state only.
 _WAIT_FIELDS = {"elapsed_s", "polls", "timed_out", "note"}
 
