@@ -131,6 +131,8 @@ async def _listing(folder: Path, calls: int) -> tuple[list[float], list[float]]:
     path = folder / "jobs.sqlite3"
     settings = Settings(db=str(path))
     async with open_service(settings, Redactor()) as service:
+        # A first listing opens the store (at its first use) and so creates the schema the rows go into.
+        await service.list_jobs(limit=1)
         _fill(path, LISTED)
         ours: list[float] = []
         for _ in range(calls):
