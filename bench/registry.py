@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import random
 import sqlite3
-import statistics
 import sys
 import tempfile
 import time
@@ -26,7 +25,7 @@ import httpx
 from mcp import Client
 
 from bench.report import Row, ratio
-from bench.stats import median
+from bench.stats import Spread, median, per_round
 from sandbox import Sandbox, Timeline
 from server.app import build_server, open_service
 from server.settings import Settings
@@ -132,6 +131,8 @@ async def _listing(folder: Path, calls: int) -> tuple[list[float], list[float]]:
     path = folder / "jobs.sqlite3"
     settings = Settings(db=str(path))
     async with open_service(settings, Redactor()) as service:
+        # A first listing opens the store (at its first use) and so creates the schema the rows go into.
+        await service.list_jobs(limit=1)
         _fill(path, LISTED)
         ours: list[float] = []
         for _ in range(calls):
@@ -169,9 +170,14 @@ async def _checks(db: str, checks: int) -> float:
     async with open_service(settings, Redactor(), transport=httpx.ASGITransport(app=sandbox.app)) as service:
         for _ in range(20):
             await service.check("skillsvideo", "gen_done")
+        # The warm-up's rows written now, so the store's opening (at its first use) is not counted as a check's.
+        await service.registry.flush()
         started = time.process_time()
         for _ in range(checks):
             await service.check("skillsvideo", "gen_done")
+        # And the write of what the checks left, which the writer would make after the lingering moment: a
+        # check's recording is not done until its row is written.
+        await service.registry.flush()
         return (time.process_time() - started) / checks
 
 
@@ -180,23 +186,26 @@ def record_rows(checks: int, runs: int) -> Iterator[Row]:
     off: list[float] = []
     with tempfile.TemporaryDirectory() as folder:
         for n in range(runs):
-            # In turn, so drift hits both alike.
-            on.append(anyio.run(_checks, str(Path(folder) / f"jobs-{n}.sqlite3"), checks))
-            off.append(anyio.run(_checks, "off", checks))
-    o, f = statistics.median(on), statistics.median(off)
-    r = ratio(o, f)
-    yield Row(
+            # In turn, in alternating order, so drift hits both alike; one ratio per round.
+            order = ("on", "off") if n % 2 == 0 else ("off", "on")
+            for which in order:
+                if which == "on":
+                    on.append(anyio.run(_checks, str(Path(folder) / f"jobs-{n}.sqlite3"), checks))
+                else:
+                    off.append(anyio.run(_checks, "off", checks))
+    spread = Spread.of(per_round(on, off))
+    yield Row.judged(
         "cost of recording (CPU per check, registry on/off)",
-        f"on {o * 1000:.3f} ms, off {f * 1000:.3f} ms: {r:.2f}x (SQLite; medians of {runs} runs of {checks})",
-        f"<= {RECORD_TARGET:.2f}x",
-        r <= RECORD_TARGET,
+        f"on {median(on) * 1000:.3f} ms, off {median(off) * 1000:.3f} ms: {spread.text()} (SQLite; runs of {checks})",
+        RECORD_TARGET,
+        spread,
     )
 
 
 def rows(quick: bool) -> Iterator[Row]:
     yield from wait_rows(runs=1 if quick else 3)
     yield from list_rows(calls=20 if quick else 100)
-    yield from record_rows(checks=200 if quick else 1000, runs=3 if quick else 5)
+    yield from record_rows(checks=200 if quick else 1000, runs=5 if quick else 9)
 
 
 def _main(argv: list[str]) -> Any:

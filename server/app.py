@@ -16,7 +16,7 @@ from server import __version__
 from server.logs import FloodFilter, SessionIdFilter
 from server.settings import Settings
 from tools.clock import Clock, SystemClock
-from tools.downloads import MIB, DownloadConfig, Origin, SavedHook, guarded_transport
+from tools.downloads import MIB, DownloadConfig, Origin, SavedHook
 from tools.mcp_tools import (
     GenResultServer,
     register_download_tool,
@@ -84,6 +84,9 @@ async def open_service(
     registry = Registry(open_store(settings.db), clock, retention_days=settings.db_retention_days)
 
     def open_download_client(base: Origin) -> httpx.AsyncClient:
+        # Imported at the first download: the guard is built on httpcore, ~11 ms of imports at every start.
+        from tools.connect_guard import guarded_transport
+
         return httpx.AsyncClient(
             transport=transport or guarded_transport((base[1], base[2]), ssl_context=ssl_context()),
             follow_redirects=False,
@@ -117,8 +120,8 @@ async def open_service(
         registry=registry,
         stopping=stopping,
     )
-    # Opened here, in the lifespan, never at import: a start that lists tools costs no database work, and a
-    # database that is down is logged and retried by later calls instead of stopping the server.
+    # The store is opened by its first use, not here: a session that lists tools costs no database work, and
+    # a database that is down is logged and retried by later calls instead of stopping the server.
     async with registry.running():
         try:
             yield service

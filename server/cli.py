@@ -30,8 +30,6 @@ import httpx
 
 from server import __version__
 from server.app import build_server, configure_logging, open_service
-from server.connections import guarded_protocol
-from server.http import StoppingServer, http_app
 from server.settings import Settings, SettingsError
 from server.stdio import serve_stdio
 from tools.errors import GenResultError
@@ -183,7 +181,11 @@ def _serve(args: argparse.Namespace, settings: Settings, redactor: Redactor) -> 
         _settle_for_serving()
         anyio.run(serve_stdio, mcp)
         return 0
+    # Imported for HTTP only: uvicorn's HTTP/1.1 protocol and h11 under it are ~7 ms of imports stdio never uses.
     import uvicorn
+
+    from server.connections import guarded_protocol
+    from server.http import StoppingServer, http_app
 
     app = http_app(
         mcp, settings, host=args.host, port=args.port, stateless=args.stateless, allowed_hosts=args.allow_host

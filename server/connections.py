@@ -21,10 +21,9 @@ import time
 import h11
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
-logger = logging.getLogger("genresult.http")
+from server.settings import DEFAULT_HEAD_TIMEOUT_S, DEFAULT_MAX_CONNECTIONS
 
-DEFAULT_MAX_CONNECTIONS = 256
-DEFAULT_HEAD_TIMEOUT_S = 10.0
+logger = logging.getLogger("genresult.http")
 
 
 class GuardedH11Protocol(H11Protocol):

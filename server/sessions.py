@@ -44,11 +44,6 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 logger = logging.getLogger("genresult.http")
 
-# One agent holds one session, kept busy by its event stream; every process on a machine shares one address.
-DEFAULT_SESSIONS_PER_CLIENT = 32
-# The SDK's 30 minutes keep a vanished client's session as long; an agent between two calls is rarely idle
-# this long, and one that is opens a new session on its next call.
-DEFAULT_SESSION_IDLE_S = 300.0
 
 SESSION_HEADER = MCP_SESSION_ID_HEADER.encode()
 VERSION_HEADER = MCP_PROTOCOL_VERSION_HEADER.encode()

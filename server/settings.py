@@ -11,8 +11,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from server.connections import DEFAULT_HEAD_TIMEOUT_S, DEFAULT_MAX_CONNECTIONS
-from server.sessions import DEFAULT_SESSION_IDLE_S, DEFAULT_SESSIONS_PER_CLIENT
 from tools.downloads import DEFAULT_DOWNLOAD_DIR, DEFAULT_MAX_DOWNLOAD_MB
 from tools.polling import PollPolicy
 from tools.providers import adapters_from_env
@@ -22,6 +20,15 @@ from tools.registry import DEFAULT_RETENTION_DAYS, default_db_path, is_postgres
 from tools.service import DEFAULT_MAX_WAIT_S, DEFAULT_REQUEST_TIMEOUT_S, DEFAULT_WAIT_S
 
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+# The HTTP transport's bounds (`server.connections`): open connections, and seconds to send a request head.
+DEFAULT_MAX_CONNECTIONS = 256
+DEFAULT_HEAD_TIMEOUT_S = 10.0
+# The session table's bounds (`server.sessions`). One agent holds one session, kept busy by its event stream;
+# every process on a machine shares one address.
+DEFAULT_SESSIONS_PER_CLIENT = 32
+# The SDK's 30 minutes keep a vanished client's session as long; an agent between two calls is rarely idle
+# this long, and one that is opens a new session on its next call.
+DEFAULT_SESSION_IDLE_S = 300.0
 
 
 class SettingsError(ValueError):

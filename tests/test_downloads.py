@@ -31,14 +31,8 @@ from sandbox.tensorpix import URL_LIFETIME_S
 from tests.conftest import Connect
 from tests.hardening.loopback import LoopbackServer, serving
 from tools.clock import VirtualClock
-from tools.downloads import (
-    MAX_REDIRECTS,
-    DownloadConfig,
-    file_names,
-    forbidden_address,
-    guarded_transport,
-    safe_name,
-)
+from tools.connect_guard import forbidden_address, guarded_transport
+from tools.downloads import MAX_REDIRECTS, DownloadConfig, file_names, safe_name
 from tools.errors import DownloadFailed, InvalidArgument
 from tools.providers import adapters_from_env
 from tools.providers.skillsvideo import SkillsVideo

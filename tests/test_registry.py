@@ -120,7 +120,7 @@ async def test_a_registry_that_cannot_be_opened_fails_no_check_and_is_logged_onc
     assert not any(check.is_error for check in checks) and not waited.is_error
     assert error_text(reply).startswith("registry_unavailable") and "a-file" in error_text(reply)
     warnings = [record for record in caplog.records if "registry unavailable" in record.getMessage()]
-    # Start-up, then 55 s of checks (tried again every 10 s), then the listing: one line in the first minute.
+    # The first write, then 55 s of checks (tried again every 10 s), then the listing: one line in the first minute.
     assert 1 <= len(warnings) <= 2
 
 
@@ -132,6 +132,15 @@ async def test_the_sqlite_file_is_the_owners_alone_and_in_wal_mode(connect: Conn
     assert stat.S_IMODE(path.parent.stat().st_mode) == 0o700
     with sqlite3.connect(path) as db:
         assert db.execute("PRAGMA journal_mode").fetchone() == ("wal",)
+
+
+async def test_a_session_that_checks_no_job_creates_no_registry_file(connect: Connect, tmp_path: Path) -> None:
+    path = tmp_path / "fresh" / "jobs.sqlite3"
+    async with connect(db=str(path)) as client:
+        with anyio.fail_after(10):
+            tools = await client.list_tools()
+    assert tools.tools
+    assert not path.parent.exists()
 
 
 async def test_what_is_stored_carries_no_credential(connect: Connect, sandbox: Sandbox, tmp_path: Path) -> None:

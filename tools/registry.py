@@ -3,7 +3,10 @@
     Registry                 what the service talks to; never raises into a check or a wait
     └── JobStore (protocol)  record / list / recall and keep wait memory / purge
         ├── SqliteStore      one file, WAL; the embedded default (stdlib sqlite3 in a worker thread)
-        └── PostgresStore    shared by replicas (asyncpg and its pool, imported only when used)
+        └── PostgresStore    shared by replicas (asyncpg and its pool)
+
+A store is opened by the registry's first use, not at start-up, and its driver imported only then: a session
+that lists tools and checks no job opens no file, connects to no database and imports no driver.
 
 A store raises only `StoreError` (its own driver's errors are converted at its boundary). The `Registry`
 turns those into a log line at most once a minute and a reason `list_generations` can give; a check or a
@@ -18,7 +21,6 @@ import contextlib
 import json
 import logging
 import os
-import sqlite3
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -34,6 +36,8 @@ from tools.errors import RegistryUnavailable
 from tools.result import GenerationResult
 
 if TYPE_CHECKING:
+    import sqlite3
+
     import asyncpg
 
 logger = logging.getLogger(__name__)
@@ -42,13 +46,17 @@ DEFAULT_RETENTION_DAYS = 30.0
 LIST_LIMIT_MAX = 200
 # One log line per this many seconds while the store keeps failing: enough to notice, not a flood.
 LOG_EVERY_S = 60.0
-# Forgotten jobs are looked for at start-up and then at most this often, by whichever check comes along.
+# Forgotten jobs are looked for when the store is first used and then at most this often, by whichever check
+# comes along.
 PURGE_EVERY_S = 3600.0
 # What a wait left for the next one is of no use after this long (as `WaitMemory.horizon_s`).
 MEMORY_HORIZON_S = 600.0
 # How long the writer waits for more checks to write together: short enough that another replica lists a job
-# almost as soon as it was checked, long enough that a burst of checks shares one transaction.
-WRITE_LINGER_S = 0.05
+# within a moment of its check, long enough that the checks of a busy server share a few writes a second. Each
+# write costs more than its SQL: while the event loop is busy, it and the worker thread hand the GIL back and
+# forth at every SQLite call (CPU per check with the registry on / off, `python -m bench.registry`: about
+# 1.10-1.20x writing every 0.05 s, 1.03-1.07x every 0.25 s).
+WRITE_LINGER_S = 0.25
 # Fields that describe one wait, not the job: a listing shows the job's state only.
 _WAIT_FIELDS = {"elapsed_s", "polls", "timed_out", "note"}
 
@@ -189,6 +197,9 @@ class SqliteStore:
         self._turn = anyio.CapacityLimiter(1)
 
     async def _run(self, work: Callable[[sqlite3.Connection], T]) -> T:
+        # Imported where used (here and in `open`), like asyncpg: ~1 ms a start that records nothing need not pay.
+        import sqlite3
+
         def run() -> T:
             if self._db is None:
                 raise StoreError(f"the registry {self.describe} is not open")
@@ -200,6 +211,8 @@ class SqliteStore:
         return await anyio.to_thread.run_sync(run, limiter=self._turn)
 
     async def open(self) -> None:
+        import sqlite3
+
         def connect() -> sqlite3.Connection:
             try:
                 self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -290,7 +303,7 @@ class PostgresStore:
 
     The schema is created under a transaction-scoped advisory lock, so replicas starting together against
     an empty database take turns instead of colliding on `CREATE TABLE` (which is not safe concurrently even
-    with IF NOT EXISTS). asyncpg is imported here, at open, so the default start pays nothing for it.
+    with IF NOT EXISTS).
     """
 
     # An arbitrary constant, the same in every replica: the key of the schema lock.
@@ -405,10 +418,11 @@ class _PostgresErrors:
 class Registry:
     """The service's side of the store: records and wait memory that never fail a check, and the listing.
 
-    Off (no store) it remembers nothing and `list` answers `registry_unavailable`. A store that fails is
-    logged at most once a minute; its reason is kept for `list`. Each call is bounded by `timeout_s`, and a
-    store that could not be opened is tried again at most every `retry_s` by checks (every time by `list`),
-    so a database that is down or hangs costs a check little time and no error.
+    Off (no store) it remembers nothing and `list` answers `registry_unavailable`. The store is opened by the
+    first call that needs it (a write of checks, a wait's memory, a listing). A store that fails is logged at
+    most once a minute; its reason is kept for `list`. Each call is bounded by `timeout_s`, and a store that
+    could not be opened is tried again at most every `retry_s` by checks (every time by `list`), so a
+    database that is down or hangs costs a check little time and no error.
     """
 
     def __init__(
@@ -430,18 +444,12 @@ class Registry:
         self._retry_at: float | None = None
         self._last_logged: float | None = None
         self._next_purge = 0.0
-        self._pending: dict[tuple[str, str], JobRow] = {}
+        self._pending: dict[tuple[str, str], tuple[GenerationResult, float]] = {}
         self._wake: anyio.Event | None = None
 
     @classmethod
     def off(cls, clock: Clock) -> Registry:
         return cls(None, clock)
-
-    async def open(self) -> None:
-        """Open the store at start-up; a failure is logged and left for later calls to retry."""
-        if self.store is not None:
-            with contextlib.suppress(StoreError):
-                await self._call(lambda _store: _nothing(), eager=True)
 
     async def aclose(self) -> None:
         if self.store is not None and self._opened:
@@ -495,19 +503,21 @@ class Registry:
     async def record(self, result: GenerationResult) -> None:
         """Keep the job's state as the result shows it; a failing store is logged, never raised.
 
-        While `running`, the row is handed to the writer, which writes what has come in together: one
+        While `running`, the result is handed to the writer, which writes what has come in together: one
         thread hop and one transaction for many checks, the latest state of each job (an upsert costs
-        about as much CPU as the check itself). Otherwise it is written at once.
+        about as much CPU as the check itself). It is serialized only then, so a job checked again before
+        the writer comes round costs no serialization for the state that was replaced. Otherwise it is
+        written at once.
         """
         if self.store is None:
             return
-        row = _row(result, self.clock.now().timestamp())
+        checked = self.clock.now().timestamp()
         if self._wake is not None:
-            self._pending[(row.provider, row.task_id)] = row
+            self._pending[(result.provider, result.task_id)] = (result, checked)
             self._wake.set()
             return
         with contextlib.suppress(StoreError):
-            await self._write([row])
+            await self._write([_row(result, checked)])
 
     async def _write(self, rows: Sequence[JobRow]) -> None:
         async def write(store: JobStore) -> None:
@@ -518,15 +528,15 @@ class Registry:
 
     async def flush(self) -> None:
         """Write what the writer holds now (a listing calls this first, so it sees every check)."""
-        rows, self._pending = list(self._pending.values()), {}
-        if rows:
+        pending, self._pending = self._pending, {}
+        if pending:
             with contextlib.suppress(StoreError):
-                await self._write(rows)
+                await self._write([_row(result, checked) for result, checked in pending.values()])
 
     @asynccontextmanager
     async def running(self) -> AsyncIterator[None]:
-        """Open the store and run the writer; on exit write what is left and close (the server's lifespan)."""
-        await self.open()
+        """Run the writer; on exit write what is left and close the store if it was opened (the server's
+        lifespan). Nothing is opened here: the first write or listing does it."""
         try:
             if self.store is None:
                 yield
@@ -588,13 +598,9 @@ class Registry:
         return [_listed(row) for row in rows], total
 
 
-async def _nothing() -> None:
-    return None
-
-
 def _row(result: GenerationResult, checked: float) -> JobRow:
     # Serialized by pydantic straight to JSON text: half the CPU of a dump to dicts and json.dumps, and this
-    # runs after every check.
+    # runs for every job written.
     text = result.model_dump_json(exclude_none=True, exclude=_WAIT_FIELDS)
     saved = [output for output in result.outputs if getattr(output, "path", None) is not None]
     files = json.dumps([output.model_dump(mode="json", exclude_none=True) for output in saved]) if saved else None

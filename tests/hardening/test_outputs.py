@@ -114,3 +114,15 @@ def test_safe_url_refuses_every_hostile_link(url: str) -> None:
 def test_safe_url_keeps_public_https_links_whole() -> None:
     signed = "https://b.s3.amazonaws.com/x.mp4?X-Amz-Date=20260101T000000Z&X-Amz-Signature=abc%2Fdef"
     assert safe_url(signed, "api.example.com") == signed
+
+
+def test_safe_url_refuses_exactly_the_characters_no_url_carries_unescaped() -> None:
+    # Controls, space, <>"\^`{|} and U+00A0 to U+FFFF, as tools.safety says; every other character may stay.
+    refused = {*range(0x21), *range(0x7F, 0xA0), *map(ord, '<>"\\^`{|}'), *range(0xA0, 0x10000)}
+    edges = [*range(0x80), *range(0x7F, 0xA2), 0x2028, 0xD7FF, 0xD800, 0xFFFE, 0xFFFF, 0x10000, 0x1F600, 0x10FFFF]
+    wrong = [
+        f"U+{code:04X}"
+        for code in edges
+        if (safe_url(f"https://cdn.example.com/a{chr(code)}b.mp4", None) is None) != (code in refused)
+    ]
+    assert wrong == []
