@@ -430,7 +430,7 @@ def test_cli_get_prints_one_line_of_json_and_exits_0() -> None:
 
 
 def test_cli_wait_that_runs_out_of_time_exits_2_with_progress_on_stderr() -> None:
-    done = run_cli("wait", "skillsvideo", "gen_cli", "--timeout", "1.2", "--sandbox")
+    done = run_cli("wait", "skillsvideo", "gen_cli", "--timeout", "0.5", "--sandbox")
     assert done.returncode == 2, done.stderr
     assert GenerationResult.model_validate_json(done.stdout).timed_out is True
     assert "waited" in done.stderr
