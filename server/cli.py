@@ -152,7 +152,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if command == "demo":
             from server.demo import run_demo
 
-            return anyio.run(run_demo)
+            return anyio.run(run_demo, settings.sandbox_pace)
     except SettingsError as exc:
         sys.stderr.write(f"genresult-mcp: {exc}\n")
         return EXIT_ERROR

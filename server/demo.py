@@ -27,8 +27,11 @@ def _say(line: str) -> None:
     sys.stdout.flush()
 
 
-async def run_demo() -> int:
-    params = StdioServerParameters(command=sys.executable, args=["-m", "server", "serve", "--sandbox"])
+async def run_demo(pace: float = 1.0) -> int:
+    """`pace`: the sandbox's (`GENRESULT_SANDBOX_PACE`), handed to the server, whose environment is otherwise
+    only what the SDK passes to a stdio server. Its registry is off: the sandbox's jobs never join the user's."""
+    env = {"GENRESULT_SANDBOX_PACE": str(pace), "GENRESULT_DB": "off"}
+    params = StdioServerParameters(command=sys.executable, args=["-m", "server", "serve", "--sandbox"], env=env)
     started = time.monotonic()
     _say("Starting genresult-mcp over stdio in sandbox mode (built-in provider emulators)...")
     async with Client(params) as client:

@@ -5,12 +5,13 @@ Tests never read the developer's environment: settings come from the sandbox's o
 
 from __future__ import annotations
 
+import json
 import os
 import random
 import shutil
 import subprocess
 import tempfile
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import replace
 from pathlib import Path
@@ -19,6 +20,7 @@ from typing import Any
 import httpx
 import pytest
 from hypothesis import settings
+from jsonschema.validators import Draft202012Validator
 from mcp import Client
 from mcp.server.mcpserver import MCPServer
 
@@ -46,6 +48,25 @@ TOOL_NAMES = frozenset(
         "list_generations",
     }
 )
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _each_output_schema_checked_once() -> Iterator[None]:
+    """The SDK's client checks a tool's output schema against the JSON Schema metaschema the first time the
+    tool answers in each session (~10 ms a schema); the suite opens a session per test on the same few
+    schemas, so each one is checked once a run instead. A schema that fails the check still raises each time."""
+    checked: set[str] = set()
+    check = Draft202012Validator.check_schema
+
+    def check_once(schema: Mapping[str, Any], *args: Any, **kwargs: Any) -> None:
+        key = json.dumps(schema, sort_keys=True)
+        if key not in checked:
+            check(schema, *args, **kwargs)
+            checked.add(key)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(Draft202012Validator, "check_schema", staticmethod(check_once))
+        yield
 
 
 @pytest.fixture(autouse=True)

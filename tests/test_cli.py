@@ -5,11 +5,14 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
+from sandbox import EMULATORS
 from server.cli import EXIT_ERROR, EXIT_FAILED, EXIT_SUCCEEDED, EXIT_TIMED_OUT, main
 from tools.providers import ADAPTERS
+from tools.result import GenerationResult
 
 
 @pytest.fixture(autouse=True)
@@ -81,3 +84,18 @@ def test_wait_many_exits_2_when_time_runs_out_and_3_for_a_job_that_is_not_provid
     assert main(["wait-many", "skillsvideo:gen_slow", "--timeout", "0.3", "--sandbox"]) == EXIT_TIMED_OUT
     assert json.loads(capsys.readouterr().out)["timed_out"] is True
     assert main(["wait-many", "gen_slow", "--sandbox"]) == EXIT_ERROR
+
+
+def test_download_saves_a_playable_file_for_a_job_at_every_provider(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    for provider, cls in EMULATORS.items():
+        assert main(["--sandbox", "download", provider, cls.finished_id(1), "--dir", str(tmp_path)]) == EXIT_SUCCEEDED
+        captured = capsys.readouterr()
+        result = GenerationResult.model_validate_json(captured.out)
+        assert result.outputs, provider
+        for output in result.outputs:
+            assert output.path is not None and Path(output.path).is_relative_to(tmp_path / provider)
+            head = Path(output.path).read_bytes()[:12]
+            assert head[4:8] == b"ftyp" or head.startswith((b"GIF8", b"\x89PNG", b"RIFF", b"ID3")), (provider, head)
+        assert "KB" in captured.err, provider

@@ -2,7 +2,9 @@
 
 These start processes and use real time, so they sit inside fail_after and keep short: the sandbox runs at
 `PACE` (`GENRESULT_SANDBOX_PACE`), so a job takes `JOB_S` (a quarter queued, the rest running) instead of
-8 s, and the runs that follow jobs to their end follow them side by side.
+8 s, less than the server's shortest pause between two checks: a job followed to its end is over by the
+second check. The runs that follow jobs to their end follow them side by side; a wait that must run out of
+time waits on a job held queued (an emulator served by the test) or on a sandbox run at `SLOW_PACE`.
 """
 
 from __future__ import annotations
@@ -42,9 +44,12 @@ ROOT = Path(__file__).resolve().parent.parent
 SANDBOX_IDS = {provider: cls.sandbox_id(1) for provider, cls in EMULATORS.items()}
 # Providers whose sandbox answers carry the job's cost, as their APIs do.
 REPORTS_COST = {provider for provider in ADAPTERS if kit(provider).reports_cost}
-# Sandbox jobs at half speed: 4 s, still longer than the 2.5 s waits that must time out on one.
-PACE = 0.5
+# Sandbox jobs of 0.8 s: shorter than the server's shortest pause between checks (1 s, GENRESULT_POLL_FLOOR_S).
+PACE = 0.1
 JOB_S = 8 * PACE
+# Sandbox jobs of 4 s: still running when a 2.5 s wait on one runs out of time.
+SLOW_PACE = 0.5
+TIMED_OUT_S = 2.5
 # Long enough for a fresh sandbox job with room for a slow machine; waits that reach it fail.
 JOB_TIMEOUT_S = 30
 
@@ -111,6 +116,8 @@ def assert_succeeded(result: GenerationResult, progress: list[float]) -> None:
     served = ("https://", f"{IN_PROCESS_ROOT}/{result.provider}/files/", "http://127.0.0.1:")
     assert result.outputs and all(output.url.startswith(served) for output in result.outputs)
     assert result.elapsed_s is not None and JOB_S - 0.5 <= result.elapsed_s < JOB_TIMEOUT_S
+    # Over by the second check (the job is shorter than the pause before it): the sandbox ran at `PACE`.
+    assert result.polls == 1 + kit(result.provider).finished_read_requests, result.polls
     assert result.provider in REPORTS_COST or result.cost is None
     if result.provider in REPORTS_COST:
         assert result.cost is not None and result.cost.amount > 0
@@ -118,7 +125,10 @@ def assert_succeeded(result: GenerationResult, progress: list[float]) -> None:
 
 
 async def test_the_console_script_serves_every_provider_over_real_stdio_in_sandbox_mode() -> None:
-    params = StdioServerParameters(command=console_script(), args=["--sandbox"], env=clean_env())
+    # Jobs followed to their end over real stdio: the mcp.json run below, at every provider.
+    params = StdioServerParameters(
+        command=console_script(), args=["--sandbox"], env=clean_env(GENRESULT_SANDBOX_PACE=str(SLOW_PACE))
+    )
 
     with anyio.fail_after(45):
         async with Client(params) as client:
@@ -130,14 +140,10 @@ async def test_the_console_script_serves_every_provider_over_real_stdio_in_sandb
                 result = GenerationResult.model_validate(reply.structured_content)
                 assert (result.provider, result.task_id, result.done) == (provider, task_id, False)
             waits = Waits(client)
-            async with anyio.create_task_group() as group:
-                group.start_soon(waits.wait, "skillsvideo", "gen_stdio", 2.5)
-                group.start_soon(waits.wait, "tensorpix", "7d3c1e2a-5b6f-4a8e-9c0d-1e2f3a4b5c6d", JOB_TIMEOUT_S)
+            await waits.wait("skillsvideo", "gen_stdio", TIMED_OUT_S)
     waited = waits.results["gen_stdio"]
-    assert_timed_out_in_time(waited, 2.5, waits.progress["gen_stdio"])
-    assert waits.progress["gen_stdio"][-1] == 2.5
-    followed = "7d3c1e2a-5b6f-4a8e-9c0d-1e2f3a4b5c6d"
-    assert_succeeded(waits.results[followed], waits.progress[followed])
+    assert_timed_out_in_time(waited, TIMED_OUT_S, waits.progress["gen_stdio"])
+    assert waits.progress["gen_stdio"][-1] == TIMED_OUT_S
 
 
 async def test_mcp_json_launches_the_installed_server_as_a_client_would() -> None:
@@ -219,27 +225,35 @@ async def http_server(*extra: str, env: dict[str, str] | None = None) -> AsyncIt
 
 
 async def test_the_server_answers_over_real_streamable_http_stateful_and_stateless() -> None:
+    # The emulators serve on loopback in this process: the job the waits must time out on is held queued,
+    # while a fresh id is a job at `PACE`.
+    sandbox = Sandbox(SystemClock(), pace=PACE)
+    followed = {"stateful": "31415", "stateless": "31416"}
     looked: dict[str, GenerationResult] = {}
     waited: dict[str, Waits] = {}
 
-    async def exercise(mode: str, *extra: str) -> None:
-        async with http_server(*extra) as url, Client(url) as client:
-            reply = await client.call_tool("get_generation_result", {"provider": "skillsvideo", "task_id": "gen_http"})
+    async def exercise(env: dict[str, str], mode: str, *extra: str) -> None:
+        held = f"gen_http_{mode}"
+        sandbox["skillsvideo"].add_job(held, Timeline(queued_s=1000))
+        async with http_server(*extra, env=env) as url, Client(url) as client:
+            reply = await client.call_tool("get_generation_result", {"provider": "skillsvideo", "task_id": held})
             looked[mode] = GenerationResult.model_validate(reply.structured_content)
             waits = waited[mode] = Waits(client)
             async with anyio.create_task_group() as group:
-                group.start_soon(waits.wait, "skillsvideo", "gen_http", 2.5)
-                group.start_soon(waits.wait, "modelslab", "31415", JOB_TIMEOUT_S)
+                group.start_soon(waits.wait, "skillsvideo", held, TIMED_OUT_S)
+                group.start_soon(waits.wait, "modelslab", followed[mode], JOB_TIMEOUT_S)
 
     # Both modes side by side: each follows a job to its end.
-    with anyio.fail_after(45):
+    with serving(sandbox.app) as emulators, anyio.fail_after(45):
+        env = clean_env(**sandbox.env(emulators.root))
         async with anyio.create_task_group() as group:
-            group.start_soon(exercise, "stateful")
-            group.start_soon(exercise, "stateless", "--stateless")
+            group.start_soon(exercise, env, "stateful")
+            group.start_soon(exercise, env, "stateless", "--stateless")
     for mode, waits in waited.items():
+        held = f"gen_http_{mode}"
         assert looked[mode].provider_status == "IN_QUEUE", mode
-        assert_timed_out_in_time(waits.results["gen_http"], 2.5, waits.progress["gen_http"])
-        assert_succeeded(waits.results["31415"], waits.progress["31415"])
+        assert_timed_out_in_time(waits.results[held], TIMED_OUT_S, waits.progress[held])
+        assert_succeeded(waits.results[followed[mode]], waits.progress[followed[mode]])
     assert set(waited) == {"stateful", "stateless"}
 
 
@@ -366,25 +380,36 @@ async def test_over_real_stdio_every_providers_download_is_linked_by_a_file_uri_
                     assert Path(str(output.path)).is_relative_to(tmp_path / provider)
 
 
-def test_cli_download_saves_a_playable_file_for_a_job_at_every_provider(tmp_path: Path) -> None:
-    for provider, cls in EMULATORS.items():
-        done = run_cli("--sandbox", "download", provider, cls.finished_id(1), "--dir", str(tmp_path))
-        assert done.returncode == 0, done.stderr
-        result = GenerationResult.model_validate_json(done.stdout)
-        for output in result.outputs:
-            assert output.path is not None
-            head = Path(output.path).read_bytes()[:12]
-            assert head[4:8] == b"ftyp" or head.startswith((b"GIF8", b"\x89PNG", b"RIFF", b"ID3")), (provider, head)
-        assert "KB" in done.stderr
+def assert_playable(result: GenerationResult) -> None:
+    assert result.outputs
+    for output in result.outputs:
+        assert output.path is not None
+        head = Path(output.path).read_bytes()[:12]
+        assert head[4:8] == b"ftyp" or head.startswith((b"GIF8", b"\x89PNG", b"RIFF", b"ID3")), (result.provider, head)
 
 
-def test_cli_download_exits_2_for_a_job_not_done_and_1_for_a_failed_one(tmp_path: Path) -> None:
-    running = run_cli("--sandbox", "download", "skillsvideo", "gen_cli", "--dir", str(tmp_path))
+async def test_cli_download_exits_0_with_the_files_saved_2_for_a_job_not_done_and_1_for_a_failed_one(
+    tmp_path: Path,
+) -> None:
+    # Every provider's download, in-process: tests/test_cli.py. Here the console script's, side by side.
+    outcomes: dict[str, subprocess.CompletedProcess[bytes]] = {}
+
+    async def download(task_id: str) -> None:
+        command = [console_script(), "--sandbox", "download", "skillsvideo", task_id, "--dir", str(tmp_path / task_id)]
+        outcomes[task_id] = await anyio.run_process(command, env=clean_env(), check=False)
+
+    with anyio.fail_after(45):
+        async with anyio.create_task_group() as group:
+            for task_id in ("gen_done_cli", "gen_cli", "gen_done_fail"):
+                group.start_soon(download, task_id)
+    saved, running, failed = outcomes["gen_done_cli"], outcomes["gen_cli"], outcomes["gen_done_fail"]
+    assert saved.returncode == 0, saved.stderr
+    assert_playable(GenerationResult.model_validate_json(saved.stdout))
+    assert b"KB" in saved.stderr
     assert running.returncode == 2, running.stderr
     assert "Nothing was downloaded" in (GenerationResult.model_validate_json(running.stdout).note or "")
-    failed = run_cli("--sandbox", "download", "skillsvideo", "gen_done_fail", "--dir", str(tmp_path))
     assert failed.returncode == 1, failed.stderr
-    assert list(tmp_path.iterdir()) == []
+    assert not (tmp_path / "gen_cli").exists() and not (tmp_path / "gen_done_fail").exists()
 
 
 def test_cli_wait_with_download_saves_what_succeeded(tmp_path: Path) -> None:
@@ -405,7 +430,7 @@ def test_cli_get_prints_one_line_of_json_and_exits_0() -> None:
 
 
 def test_cli_wait_that_runs_out_of_time_exits_2_with_progress_on_stderr() -> None:
-    done = run_cli("wait", "skillsvideo", "gen_cli", "--timeout", "1.2", "--sandbox")
+    done = run_cli("wait", "skillsvideo", "gen_cli", "--timeout", "0.5", "--sandbox")
     assert done.returncode == 2, done.stderr
     assert GenerationResult.model_validate_json(done.stdout).timed_out is True
     assert "waited" in done.stderr
@@ -442,16 +467,27 @@ async def test_cli_wait_in_sandbox_mode_exits_0_when_the_job_succeeds_and_1_when
     assert b"waited" in succeeded.stderr and b"waited" in failed.stderr
 
 
-def test_the_demo_runs_end_to_end_and_prints_a_result_per_provider() -> None:
+def test_the_demo_runs_end_to_end_and_prints_a_result_per_provider(tmp_path: Path) -> None:
+    # The SDK hands a stdio server HOME (where the default registry lives) but not XDG_DATA_HOME.
+    home = tmp_path / "home"
+    home.mkdir()
     done = subprocess.run(
-        [console_script(), "demo"], env=clean_env(), capture_output=True, text=True, timeout=60, check=False
+        [console_script(), "demo"],
+        env=clean_env(HOME=str(home)),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
     )
     assert done.returncode == 0, done.stdout + done.stderr
     assert "Tools: get_generation_result, wait_for_generation" in done.stdout
     results = [GenerationResult.model_validate_json(line) for line in done.stdout.splitlines() if line.startswith("{")]
     assert sorted(result.provider for result in results) == sorted(ADAPTERS)
     assert all(result.status == "succeeded" and result.outputs for result in results)
+    # Each job over by the second check: the demo's server ran the sandbox at the demo's pace, `PACE`.
+    assert all(result.polls == 1 + kit(result.provider).finished_read_requests for result in results), results
     assert "waited" in done.stdout
+    assert list(home.iterdir()) == [], "the demo's sandbox jobs were written to a registry"
 
 
 async def test_cli_sandbox_serves_the_emulators_on_loopback_at_the_settings_it_prints() -> None:

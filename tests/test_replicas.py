@@ -1,63 +1,25 @@
 """Two real `serve --transport http --stateless` processes sharing one PostgreSQL registry, as replicas
 behind a balancer would: both start together on an empty database, a job one checks the other lists, and
-a wait one began the other resumes on the first one's schedule. The provider is one emulator process that
-both point at, so they see the same jobs."""
+a wait one began the other resumes on the first one's schedule. The provider is one set of emulators on
+loopback (served by the test) that both point at, so they see the same jobs."""
 
 from __future__ import annotations
 
 import json
-import subprocess
 import time
-from collections.abc import AsyncIterator
-from contextlib import AsyncExitStack, asynccontextmanager
+from contextlib import AsyncExitStack
 
 import anyio
 import asyncpg
-import httpx
 import pytest
 from mcp import Client
 
 from sandbox import Sandbox
 from tests.conftest import empty_postgres
-from tests.test_process import clean_env, console_script, free_port, http_server
+from tests.hardening.loopback import serving
+from tests.test_process import clean_env, http_server
+from tools.clock import SystemClock
 from tools.result import GenerationResult, JobList
-
-
-@asynccontextmanager
-async def emulators() -> AsyncIterator[dict[str, str]]:
-    """`genresult-mcp sandbox` on a free loopback port; yields the settings it prints."""
-    port = free_port()
-    process = subprocess.Popen(
-        # Jobs of 32 s: still running when the second replica resumes the first one's wait.
-        [console_script(), "sandbox", "--port", str(port)],
-        env=clean_env(GENRESULT_SANDBOX_PACE="4"),
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert process.stdout is not None
-        printed: dict[str, str] = {}
-        with anyio.fail_after(20):
-            # Every emulator's settings: as many as the sandbox has.
-            while len(printed) < len(Sandbox().env(f"http://127.0.0.1:{port}")):
-                line = await anyio.to_thread.run_sync(process.stdout.readline)
-                assert line, "genresult-mcp sandbox ended before printing its settings"
-                if line.startswith("export "):
-                    name, _, value = line.removeprefix("export ").strip().partition("=")
-                    printed[name] = value
-            async with httpx.AsyncClient() as probe:
-                while True:
-                    try:
-                        await probe.get(f"http://127.0.0.1:{port}/", timeout=0.5)
-                        break
-                    except httpx.TransportError:
-                        await anyio.sleep(0.05)
-        yield printed
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
-        if process.stdout is not None:
-            process.stdout.close()
 
 
 async def remembered_samples(url: str, task_id: str) -> list[float]:
@@ -73,9 +35,11 @@ async def remembered_samples(url: str, task_id: str) -> list[float]:
 
 async def test_two_stateless_replicas_share_one_postgresql_registry(postgres_url: str) -> None:
     url = await empty_postgres(postgres_url)
-    with anyio.fail_after(60):
-        async with emulators() as settings, AsyncExitStack() as stack:
-            env = clean_env(**settings, GENRESULT_DB=url)
+    # Jobs of 32 s: still running when the second replica resumes the first one's wait.
+    sandbox = Sandbox(SystemClock(), pace=4)
+    with serving(sandbox.app) as emulators, anyio.fail_after(60):
+        async with AsyncExitStack() as stack:
+            env = clean_env(**sandbox.env(emulators.root), GENRESULT_DB=url)
             # Started together against the empty database: both create the schema, neither fails.
             one, two = await _start_both(stack, env)
             async with Client(one) as first:
@@ -97,10 +61,11 @@ async def test_two_stateless_replicas_share_one_postgresql_registry(postgres_url
             resumed_at = time.time()
             async with Client(two) as second:
                 listed = JobList.model_validate((await second.call_tool("list_generations", {})).structured_content)
+                # Room for one check (it goes out at once): enough to add to the first replica's schedule.
                 resumed = GenerationResult.model_validate(
                     (
                         await second.call_tool(
-                            "wait_for_generation", {"provider": "tensorpix", "task_id": RESUMED, "timeout_s": 2.5}
+                            "wait_for_generation", {"provider": "tensorpix", "task_id": RESUMED, "timeout_s": 1.2}
                         )
                     ).structured_content
                 )

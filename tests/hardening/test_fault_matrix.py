@@ -13,18 +13,23 @@ import anyio
 import anyio.lowlevel
 import httpx
 import pytest
+from mcp import Client
 
-from sandbox import Fault, Sandbox, Timeline
+from sandbox import Fault, Job, Sandbox, Timeline
 from sandbox.flexstack import FlexstackEmulator
+from server.app import build_server
+from server.settings import Settings
 from tests.hardening.faults import (
     CASES,
     PROVIDERS,
     REQUEST_TIMEOUT_S,
     SLACK_S,
+    TIMED_REQUEST_TIMEOUT_S,
     Case,
     CountingTransport,
     Seen,
     error_code,
+    fast_policy,
     mcp_client,
     new_task_id,
     result_of,
@@ -71,52 +76,96 @@ def case_id(case: Case) -> str:
     return case.name.replace(" ", "-")
 
 
-@pytest.mark.parametrize("case", CASES, ids=case_id)
+@pytest.mark.parametrize("case", [case for case in CASES if not case.timed], ids=case_id)
 @pytest.mark.parametrize("provider", PROVIDERS)
 async def test_each_fault_gives_the_right_answer_in_time_and_the_next_call_is_normal(
     provider: str, case: Case, world: World
 ) -> None:
-    task_id = new_task_id(provider)
-    job = world.sandbox[provider].add_job(task_id, DONE_AT_ONCE, case.faults)
-    code, status, transient = case.expected(provider)
-    args = {"provider": provider, "task_id": task_id}
     counting = CountingTransport()
     async with mcp_client(world.env, world.clock, transport=counting) as client:
-        with anyio.fail_after(REQUEST_TIMEOUT_S + SLACK_S):
-            faulted = await client.call_tool("get_generation_result", args)
-        assert error_code(faulted) == code, text_of(faulted)
-        if status is not None:
-            assert result_of(faulted).status == status
-        if code == "provider_unavailable":
-            assert "try again" in text_of(faulted).lower(), "says what to do"
-        if code == "provider_protocol_error":
-            assert "_BASE_URL" in text_of(faulted), "says what to do"
-        if case.faults[0].retry_after is not None:
-            assert f"It asked for {case.faults[0].retry_after:g} s" in text_of(faulted)
-        assert counting.body_bytes <= MAX_BODY_BYTES + ONE_READ
+        await play(client, counting, provider, case, world, *faulted_job(world, provider, case))
+    if not case.expected(provider).transient:
+        assert world.clock.monotonic() == 0, "no time was spent waiting for a better answer"
+    elif (retry_after := case.faults[0].retry_after) is not None:
+        assert world.clock.sleeps[0] == pytest.approx(retry_after, abs=1)
+    assert all(path.startswith(f"/{provider}/") for _, path in world.seen.requests), world.seen.requests
+    assert {host for host, _ in world.seen.requests} == {world.root.removeprefix("http://")}
 
-        with anyio.fail_after(REQUEST_TIMEOUT_S + SLACK_S):
-            after = await client.call_tool("get_generation_result", args)
-        assert result_of(after).status == "succeeded"
 
-        job.faults.extend(case.faults)
-        with anyio.fail_after(REQUEST_TIMEOUT_S + SLACK_S):
-            waited = await client.call_tool("wait_for_generation", {**args, "timeout_s": 120})
+@pytest.mark.parametrize("case", [case for case in CASES if case.timed], ids=case_id)
+async def test_each_fault_that_runs_into_the_time_limit_gives_the_same_at_every_provider_at_once(
+    case: Case, world: World
+) -> None:
+    # One server for them all, on its own network clients (one pool per provider, as in use).
+    server = build_server(
+        Settings(provider_env=world.env, request_timeout_s=TIMED_REQUEST_TIMEOUT_S),
+        redactor=Redactor(),
+        clock=world.clock,
+        policy=fast_policy(),
+    )
+    async with Client(server) as client, anyio.create_task_group() as group:
+        for provider in PROVIDERS:
+            task_id, job = faulted_job(world, provider, case)
+            group.start_soon(play, client, None, provider, case, world, task_id, job, TIMED_REQUEST_TIMEOUT_S)
+            # Set off one after another: a request's time limit runs from before it is sent, and thirteen
+            # calls made at once can keep one from going out in time, which would leave its fault unspent.
+            with anyio.fail_after(TIMED_REQUEST_TIMEOUT_S + SLACK_S):
+                while job.faults:
+                    await anyio.sleep(0.005)
+    paths = [path for _, path in world.seen.requests]
+    assert all(path.split("/")[1] in PROVIDERS for path in paths), paths
+    assert {path.split("/")[1] for path in paths} == set(PROVIDERS)
+    assert {host for host, _ in world.seen.requests} == {world.root.removeprefix("http://")}
+
+
+def faulted_job(world: World, provider: str, case: Case) -> tuple[str, Job]:
+    task_id = new_task_id(provider)
+    return task_id, world.sandbox[provider].add_job(task_id, DONE_AT_ONCE, case.faults)
+
+
+async def play(
+    client: Client,
+    counting: CountingTransport | None,
+    provider: str,
+    case: Case,
+    world: World,
+    task_id: str,
+    job: Job,
+    limit_s: float = REQUEST_TIMEOUT_S,
+) -> None:
+    """The case at the provider's `job`: its answer within the server's request time limit `limit_s`, the
+    next call normal, then a wait that rides it out or stops at once with the same answer."""
+    code, status, transient = case.expected(provider)
+    args = {"provider": provider, "task_id": task_id}
+    with anyio.fail_after(limit_s + SLACK_S):
+        faulted = await client.call_tool("get_generation_result", args)
+    assert error_code(faulted) == code, text_of(faulted)
+    if status is not None:
+        assert result_of(faulted).status == status
+    if code == "provider_unavailable":
+        assert "try again" in text_of(faulted).lower(), "says what to do"
+    if code == "provider_protocol_error":
+        assert "_BASE_URL" in text_of(faulted), "says what to do"
+    if case.faults[0].retry_after is not None:
+        assert f"It asked for {case.faults[0].retry_after:g} s" in text_of(faulted)
+    assert counting is None or counting.body_bytes <= MAX_BODY_BYTES + ONE_READ
+
+    with anyio.fail_after(limit_s + SLACK_S):
+        after = await client.call_tool("get_generation_result", args)
+    assert result_of(after).status == "succeeded"
+
+    job.faults.extend(case.faults)
+    with anyio.fail_after(limit_s + SLACK_S):
+        waited = await client.call_tool("wait_for_generation", {**args, "timeout_s": 120})
     if transient:
         result = result_of(waited)
         # The faulted request, then a whole read of the finished job.
         polls = 1 + kit(provider).finished_read_requests
         assert (result.status, result.timed_out, result.polls) == ("succeeded", False, polls)
-        retry_after = case.faults[0].retry_after
-        if retry_after is not None:
-            assert world.clock.sleeps[0] == pytest.approx(retry_after, abs=1)
     else:
         assert error_code(waited) == code, text_of(waited)
         if status is not None:
             assert result_of(waited).status == status
-        assert world.clock.monotonic() == 0, "no time was spent waiting for a better answer"
-    assert all(path.startswith(f"/{provider}/") for _, path in world.seen.requests), world.seen.requests
-    assert {host for host, _ in world.seen.requests} == {world.root.removeprefix("http://")}
 
 
 @pytest.mark.parametrize("provider", PROVIDERS)
