@@ -33,7 +33,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from server import jsonrpc
 from server.jsonrpc import ID_SCAN_BYTES, MAX_MESSAGE_BYTES
-from server.sessions import SessionTable
+from server.sessions import SessionTable, body_once
 from server.settings import Settings, SettingsError
 from tools.service import Stopping
 
@@ -261,14 +261,7 @@ class CancelOnDisconnect:
             (b"content-length", str(len(notice)).encode()),
             (b"accept", b"application/json, text/event-stream"),
         ]
-        delivered = False
-
-        async def receive() -> Message:
-            nonlocal delivered
-            if delivered:
-                return {"type": "http.disconnect"}
-            delivered = True
-            return {"type": "http.request", "body": notice, "more_body": False}
+        receive = body_once(notice)
 
         async def send(message: Message) -> None:
             """The answer (202 Accepted) has nobody to go to: the client is gone."""

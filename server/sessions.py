@@ -223,14 +223,7 @@ class SessionTable:
         passed the SDK's checks."""
         kept = [(name, value) for name, value in scope["headers"] if name.lower() in (b"host", b"origin")]
         headers = [*kept, (SESSION_HEADER, session.id.encode("latin-1"))]
-        delivered = False
-
-        async def receive() -> Message:
-            nonlocal delivered
-            if delivered:
-                return {"type": "http.disconnect"}
-            delivered = True
-            return {"type": "http.request", "body": b"", "more_body": False}
+        receive = body_once(b"")
 
         async def send(message: Message) -> None:
             """The answer (200) is for nobody: the session's client did not ask."""
@@ -278,3 +271,17 @@ async def _refuse(send: Send, status: int, message: str) -> None:
         }
     )
     await send({"type": "http.response.body", "body": body})
+
+
+def body_once(body: bytes) -> Receive:
+    """An ASGI `receive` for a request the server sends itself: `body` whole, then a disconnect."""
+    delivered = False
+
+    async def receive() -> Message:
+        nonlocal delivered
+        if delivered:
+            return {"type": "http.disconnect"}
+        delivered = True
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    return receive
