@@ -79,7 +79,7 @@ async def _pairs() -> list[Pair]:
                 job = sandbox[provider].add_job(tid, Timeline(queued_s=PHASE_S, running_s=PHASE_S, outcome=outcome))
                 for at in (0.5, 1.5, 2.5):
                     clock.advance(at * PHASE_S - (clock.monotonic() - job.created_at))
-                    bodies = await _raw_read(adapter, raw_client, adapter.validate_task_id(tid))
+                    bodies = await raw_read(adapter, raw_client, adapter.validate_task_id(tid))
                     result = await service.check(provider, tid)
                     key = (provider, result.status, result.provider_status)
                     pretty = b"".join(_pretty(body) for body in bodies)
@@ -89,7 +89,7 @@ async def _pairs() -> list[Pair]:
     return list(seen.values())
 
 
-async def _raw_read(adapter: Adapter, client: httpx.AsyncClient, wire_id: str) -> list[bytes]:
+async def raw_read(adapter: Adapter, client: httpx.AsyncClient, wire_id: str) -> list[bytes]:
     """The bodies of every request one read of the job takes (fal's status and result, say): what a peer
     that passed the provider's answers on would show."""
     build: RequestBuilder = adapter.build_request

@@ -143,10 +143,10 @@ def test_a_canceled_job_with_the_providers_words_carries_them() -> None:
     assert (state.error.code, state.error.message) == ("CANCELED", "Canceled by the user.")
 
 
-def test_a_completed_job_without_a_percent_is_at_100_and_without_a_url_has_no_outputs() -> None:
+def test_a_completed_job_without_a_percent_gets_none_invented_and_without_a_url_has_no_outputs() -> None:
     state = parse(envelope({"is_success": True, "data": task("COMPLETED", None, None)}))
 
-    assert (state.status, state.progress, state.outputs) == ("succeeded", 100, ())
+    assert (state.status, state.progress, state.outputs) == ("succeeded", None, ())
 
 
 def test_a_secret_echoed_in_a_failure_reason_is_redacted() -> None:

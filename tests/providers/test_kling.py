@@ -188,7 +188,7 @@ def test_a_processing_task_is_running_without_any_invented_progress() -> None:
 
 def test_a_succeed_task_gives_its_video_with_the_duration_read_from_a_string_and_the_30_day_expiry() -> None:
     result = state(SUCCEED)
-    assert (result.status, result.provider_status, result.progress) == ("succeeded", "succeed", 100.0)
+    assert (result.status, result.provider_status, result.progress) == ("succeeded", "succeed", None)
     (video,) = result.outputs
     assert (video.url, video.kind, video.mime_type, video.duration_s) == (VIDEO_URL, "video", "video/mp4", 5.042)
     # created_at 1774805076166 ms is 2026-03-29T17:24:36Z; Kling clears videos 30 days on.

@@ -69,7 +69,7 @@ def test_a_dreaming_generation_is_running_and_its_progress_video_is_not_an_outpu
 def test_a_completed_generation_gives_the_video_with_its_image_as_thumbnail() -> None:
     assets = {"video": f"{CDN}/video_0.mp4", "image": f"{CDN}/video_0_thumb.jpg", "progress_video": f"{CDN}/p.mp4"}
     state = parse(generation(state="completed", assets=assets))
-    assert (state.status, state.progress, state.error) == ("succeeded", 100, None)
+    assert (state.status, state.progress, state.error) == ("succeeded", None, None)
     (video,) = state.outputs
     assert video.model_dump(exclude_none=True) == {
         "url": f"{CDN}/video_0.mp4",

@@ -91,7 +91,7 @@ def test_the_legacy_processing_shape_with_an_empty_output_string_is_still_runnin
 def test_success_lists_each_file_once_with_the_echoed_size_frames_and_fps() -> None:
     state = adapter().parse(reply(SUCCESS))
     assert state.status == "succeeded"
-    assert state.progress == 100
+    assert state.progress is None
     assert state.cost is None
     [output] = state.outputs
     assert output.url == f"{R2}/907c4d23.gif"

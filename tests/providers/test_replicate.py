@@ -91,7 +91,7 @@ def test_logs_without_a_bar_give_no_progress() -> None:
 
 def test_a_succeeded_prediction_gives_its_url_with_the_hour_it_has_left_and_the_predict_time() -> None:
     state = parse(SUCCEEDED)
-    assert (state.status, state.progress) == ("succeeded", 100)
+    assert (state.status, state.progress) == ("succeeded", None)
     [video] = state.outputs
     assert (video.url, video.kind, video.mime_type) == (SUCCEEDED["output"], "video", "video/mp4")
     # API predictions lose their files an hour after they finish.

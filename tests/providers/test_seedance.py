@@ -106,7 +106,7 @@ def test_a_queued_task_is_queued_without_outputs_or_cost() -> None:
 
 def test_a_succeeded_task_gives_its_video_duration_and_tokens() -> None:
     state = parse(SUCCEEDED)
-    assert (state.status, state.progress) == ("succeeded", 100)
+    assert (state.status, state.progress) == ("succeeded", None)
     (video,) = state.outputs
     assert video.model_dump(exclude_none=True) == {
         "url": VIDEO,

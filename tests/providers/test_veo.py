@@ -86,7 +86,7 @@ def test_a_finished_operation_gives_each_sample_as_a_video_that_needs_the_key() 
         done(generatedSamples=[{"video": {"uri": URI}}, {"video": {"uri": second, "encoding": "video/webm"}}])
     )
 
-    assert (state.status, state.provider_status, state.progress, state.error) == ("succeeded", "done", 100, None)
+    assert (state.status, state.provider_status, state.progress, state.error) == ("succeeded", "done", None, None)
     assert [(o.url, o.kind, o.mime_type, o.requires_auth) for o in state.outputs] == [
         (URI, "video", "video/mp4", True),
         (second, "video", "video/webm", True),
@@ -318,7 +318,7 @@ async def test_a_job_is_seen_running_then_succeeded_with_a_video_uri_that_needs_
     assert [(r.status, r.provider_status, r.progress) for r in seen] == [
         ("running", "running", None),
         ("running", "running", None),
-        ("succeeded", "done", 100),
+        ("succeeded", "done", None),
     ]
     (video,) = seen[-1].outputs
     assert (video.kind, video.mime_type, video.requires_auth) == ("video", "video/mp4", True)

@@ -241,8 +241,6 @@ class DeclaredAdapter(KeyedAdapter):
         if declared.progress is not None:
             fraction = _positive(declared.progress.first(data))
             progress = None if fraction is None else min(100.0, fraction * 100 / declared.progress_scale)
-        if status == "succeeded":
-            progress = 100.0
         error = None
         if status in ("failed", "canceled"):
             code = _as_text(declared.error_code.first(data)) if declared.error_code else None

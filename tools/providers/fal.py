@@ -188,7 +188,7 @@ class Fal(KeyedAdapter):
             kind = reply.headers.get("x-fal-error-type") or _error_type(reply.body) or f"HTTP_{code}"
             return JobState(status="failed", provider_status=word, error=JobError(code=kind, message=detail))
         outputs = tuple(_files(reply.json()))
-        return JobState(status="succeeded", provider_status=word, progress=100.0, outputs=outputs)
+        return JobState(status="succeeded", provider_status=word, outputs=outputs)
 
     def _refusals(self, reply: Reply) -> None:
         code = reply.status_code

@@ -206,8 +206,6 @@ class Flexstack(Adapter):
             error_code = envelope.error_code() or (task.status.upper() if worded == status else "FAILED")
             error = JobError(code=error_code, message=self.redact(said)[:_MAX_MESSAGE_CHARS])
         progress = task.percent
-        if status == "succeeded" and progress is None:
-            progress = 100.0
         return JobState(
             status=status,
             provider_status=task.status,

@@ -300,7 +300,6 @@ class Kling(Adapter):
         return JobState(
             status=status,
             provider_status=task.task_status,
-            progress=100.0 if status == "succeeded" else None,
             outputs=tuple(_output(video, expires_at) for video in videos) if status == "succeeded" else (),
             error=error,
         )

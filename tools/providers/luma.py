@@ -101,7 +101,6 @@ class Luma(KeyedAdapter):
         return JobState(
             status=status,
             provider_status=generation.state,
-            progress=100.0 if status == "succeeded" else None,
             outputs=outputs,
             error=error,
         )

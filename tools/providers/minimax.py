@@ -218,7 +218,7 @@ class MiniMax(KeyedAdapter):
             size_bytes=video.bytes,
             expires_at=presigned_url_expiry(url) or _nine_hours_after(reply.headers.get("date")),
         )
-        return JobState(status="succeeded", provider_status=word, progress=100.0, outputs=(output,))
+        return JobState(status="succeeded", provider_status=word, outputs=(output,))
 
     def _answer(self, reply: Reply) -> Any:
         """The JSON of a 200; any other HTTP answer as the error it is (429, 5xx, 3xx are read before this)."""

@@ -237,7 +237,6 @@ class ModelsLab(KeyedAdapter):
             return JobState(
                 status="succeeded",
                 provider_status=fetch.status,
-                progress=100.0,
                 outputs=tuple(self._output(url, fetch.meta) for url in dict.fromkeys(urls)),
             )
         return JobState(status=status, provider_status=fetch.status, eta_s=fetch.eta)

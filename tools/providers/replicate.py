@@ -123,8 +123,6 @@ class Replicate(KeyedAdapter):
         prediction = parse_wire(_Prediction, reply.json(), self.display_name)
         status = normalize_status(prediction.status, STATUS_WORDS)
         progress = _tqdm_percent(prediction.logs) if status == "running" else None
-        if status == "succeeded":
-            progress = 100.0
         outputs: tuple[Output, ...] = ()
         note = None
         if status == "succeeded":

@@ -116,8 +116,6 @@ class Runway(KeyedAdapter):
         progress = None
         if status == "running" and task.progress is not None and task.progress >= 0:
             progress = min(100.0, task.progress * 100 if task.progress <= 1 else task.progress)
-        elif status == "succeeded":
-            progress = 100.0
         outputs: tuple[Output, ...] = ()
         if status == "succeeded":
             urls = [url for url in task.output or [] if isinstance(url, str) and url.strip()]

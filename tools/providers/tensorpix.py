@@ -144,8 +144,6 @@ class TensorPix(KeyedAdapter):
         progress = job.progress
         if progress is not None:
             progress = min(100.0, max(0.0, progress))
-        if status == "succeeded":
-            progress = 100.0
         return JobState(
             status=status,
             provider_status=job.status,

@@ -200,7 +200,7 @@ class Veo(KeyedAdapter):
             if s.video is not None and s.video.uri
         )
         if outputs:
-            return JobState(status="succeeded", provider_status="done", progress=100.0, outputs=outputs)
+            return JobState(status="succeeded", provider_status="done", outputs=outputs)
         return JobState(status="failed", provider_status="done", error=_no_video(answer))
 
     def _refusal(self, reply: Reply) -> Exception:
