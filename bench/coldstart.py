@@ -14,7 +14,7 @@ import os
 import selectors
 import subprocess
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 
 from bench.procs import PYTHON, REPO, child_env, stop
 from bench.report import Row
@@ -65,7 +65,7 @@ class _Lines:
             self._buffer += chunk
 
 
-def _send(proc: subprocess.Popen[bytes], *messages: dict[str, object]) -> None:
+def _send(proc: subprocess.Popen[bytes], *messages: Mapping[str, object]) -> None:
     assert proc.stdin is not None
     proc.stdin.write(b"".join(json.dumps(m).encode() + b"\n" for m in messages))
     proc.stdin.flush()

@@ -49,6 +49,9 @@ class Pair:
     floor: int = 0
     """Our result with only the fields DESIGN.md requires (each output's url and kind, a failure's error):
     no result can be smaller, whatever the code does."""
+    link_floor: int = 0
+    """The floor plus each output's `thumbnail_url` where the provider sent one: a link DESIGN.md's Output
+    carries where known, which no result can drop without losing what the provider said."""
 
     @property
     def ratio(self) -> float:
@@ -84,8 +87,9 @@ async def _pairs() -> list[Pair]:
                     key = (provider, result.status, result.provider_status)
                     pretty = b"".join(_pretty(body) for body in bodies)
                     ours = result.compact_json().encode()
-                    floor = len(_required_only(result.structured()))
-                    seen.setdefault(key, Pair(*key, sum(map(len, bodies)), len(ours), len(pretty), floor))
+                    structured = result.structured()
+                    floors = len(_required_only(structured)), len(_required_only(structured, _LINKS))
+                    seen.setdefault(key, Pair(*key, sum(map(len, bodies)), len(ours), len(pretty), *floors))
     return list(seen.values())
 
 
@@ -114,13 +118,16 @@ async def raw_read(adapter: Adapter, client: httpx.AsyncClient, wire_id: str) ->
 # The fields every result carries (DESIGN.md §2), and the ones each output must have.
 _REQUIRED = ("provider", "task_id", "status", "done", "provider_status", "outputs", "error", "checked_at")
 _REQUIRED_OUTPUT = ("url", "kind")
+_LINKS = ("thumbnail_url",)
 
 
-def _required_only(result: dict[str, object]) -> bytes:
+def _required_only(result: dict[str, object], also: tuple[str, ...] = ()) -> bytes:
     kept: dict[str, object] = {name: result[name] for name in _REQUIRED if name in result}
     outputs = result["outputs"]
     assert isinstance(outputs, list)
-    kept["outputs"] = [{name: output[name] for name in _REQUIRED_OUTPUT} for output in outputs]
+    kept["outputs"] = [
+        {name: output[name] for name in (*_REQUIRED_OUTPUT, *also) if name in output} for output in outputs
+    ]
     return json.dumps(kept, separators=(",", ":"), ensure_ascii=False).encode()
 
 
@@ -150,13 +157,24 @@ def rows(pairs: list[Pair]) -> Iterator[Row]:
         f"required fields alone {floor:.2f}x",
         f"sum <= {SUM_TARGET}x, each <= {EACH_TARGET:g}x (answers > {EACH_FROM_BYTES} B)",
         total <= SUM_TARGET and not over,
-        why=(
+        why="; ".join(_why(total, floor, over)),
+    )
+
+
+def _why(total: float, floor: float, over: list[Pair]) -> Iterator[str]:
+    """Which misses the contract forces: a target the fields DESIGN.md fixes are over on their own."""
+    if total > SUM_TARGET and floor > SUM_TARGET:
+        yield (
             f"the fields DESIGN.md requires in every result come to {floor:.2f}x of the peer text on their own, "
             f"over the {SUM_TARGET}x target: it cannot be met without a change to the contract"
-            if floor > SUM_TARGET
-            else ""
-        ),
-    )
+        )
+    forced = [p for p in over if ratio(p.link_floor, p.peer_text) > EACH_TARGET]
+    if forced and len(forced) == len(over):
+        named = ", ".join(f"{p.provider} {p.status} {ratio(p.link_floor, p.peer_text):.2f}x" for p in forced)
+        yield (
+            f"over {EACH_TARGET:g}x with only the required fields and the links the provider sent "
+            f"(each output's url and thumbnail_url): {named}"
+        )
 
 
 def detail(pairs: list[Pair]) -> Detail:

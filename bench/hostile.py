@@ -62,8 +62,8 @@ from bench.procs import (
 from bench.report import Row, render_rows
 from bench.stats import Spread, median, per_round, percentile
 from sandbox import EMULATORS, Sandbox
-from server.connections import DEFAULT_MAX_CONNECTIONS
 from server.http import MAX_BODY_BYTES
+from server.settings import DEFAULT_MAX_CONNECTIONS
 from tools.mcp_tools import ERROR_META
 
 PROVIDER = "skillsvideo"

@@ -66,7 +66,7 @@ async def _waits(batch: bool) -> tuple[float, int, float]:
         clock=clock,
         policy=replace(settings.poll_policy(), rng=random.Random(2026)),
     )
-    async with Client(server) as client:  # type: ignore[arg-type]
+    async with Client(server) as client:
         started = time.process_time()
         if batch:
             reply = await client.call_tool("wait_for_generations", {"jobs": jobs, "timeout_s": 120})

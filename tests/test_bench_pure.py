@@ -133,6 +133,16 @@ def test_a_compactness_miss_says_when_the_required_fields_alone_are_over_the_tar
     assert not by_contract.holds and "0.52x" in by_contract.why and "contract" in by_contract.why
 
 
+def test_a_single_result_over_its_peer_text_is_blamed_on_the_contract_only_when_its_links_alone_are() -> None:
+    # 400 B of peer text; our 500 B result needs 420 B for the required fields, the video url and its thumbnail
+    linked = Pair("p", "succeeded", "done", raw=380, ours=500, peer_text=400, floor=250, link_floor=420)
+    [forced] = rows([linked])
+    assert not forced.holds and "p succeeded 1.05x" in forced.why and "thumbnail_url" in forced.why
+    padded = Pair("p", "succeeded", "done", raw=380, ours=500, peer_text=400, floor=250, link_floor=380)
+    [ours_to_cut] = rows([padded])
+    assert not ours_to_cut.holds and "thumbnail_url" not in ours_to_cut.why  # 0.95x would do: the rest is ours
+
+
 def test_a_spread_is_the_median_and_middle_half_of_the_per_round_ratios() -> None:
     spread = Spread.of(per_round([1.1, 1.2, 1.0, 1.3, 5.0], [1.0, 1.0, 1.0, 1.0, 1.0]))
     assert (spread.median, spread.rounds) == (pytest.approx(1.2), 5)
