@@ -15,7 +15,7 @@ import sqlite3
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -24,7 +24,7 @@ import anyio
 import httpx
 from mcp import Client
 
-from bench.report import Row, ratio
+from bench.report import Row
 from bench.stats import Spread, median, per_round
 from sandbox import Sandbox, Timeline
 from server.app import build_server, open_service
@@ -41,6 +41,8 @@ PROVIDER_IDS = {
 }
 RECORD_TARGET = 1.15
 LISTED = 100_000
+# A listing may cost its SQL once more at most: the hand-off to the store's thread and 20 results built.
+LIST_TARGET = 2.0
 
 
 def _jobs(sandbox: Sandbox) -> list[dict[str, str]]:
@@ -81,18 +83,26 @@ async def _waits(batch: bool) -> tuple[float, int, float]:
 
 
 def wait_rows(runs: int) -> Iterator[Row]:
-    batch = [anyio.run(_waits, True) for _ in range(runs)]
-    single = [anyio.run(_waits, False) for _ in range(runs)]
+    """In rounds, each the one call and the fifty in turn (which goes first alternates): CPU per job, the
+    median of the per-round ratios with its spread; the checks per job must not grow."""
+    batch: list[tuple[float, int, float]] = []
+    single: list[tuple[float, int, float]] = []
+    for r in range(runs):
+        for one_call in (True, False) if r % 2 == 0 else (False, True):
+            (batch if one_call else single).append(anyio.run(_waits, one_call))
+    spread = Spread.of(per_round([run[0] for run in batch], [run[0] for run in single]))
     cpu_b, cpu_s = (median([run[0] for run in runs_]) / JOBS for runs_ in (batch, single))
-    checks_b, checks_s = (batch[0][1] / JOBS, single[0][1] / JOBS)
-    r = ratio(cpu_b, cpu_s)
-    yield Row(
-        f"wait_for_generations, {JOBS} jobs at 4 providers",
+    checks_b, checks_s = (max(run[1] for run in batch) / JOBS, min(run[1] for run in single) / JOBS)
+    yield Row.judged(
+        f"wait_for_generations, {JOBS} jobs at 4 providers: CPU per job / {JOBS} wait_for_generation calls",
         f"one call: {checks_b:.1f} checks, {cpu_b * 1000:.2f} ms CPU per job, {batch[0][2]:.0f} s virtual; "
-        f"{JOBS} wait_for_generation calls: {checks_s:.1f} checks, {cpu_s * 1000:.2f} ms CPU per job, "
-        f"{single[0][2]:.0f} s; CPU ratio {r:.2f}x (medians of {runs})",
-        "checks per job equal; CPU per job <= 1.0x",
-        checks_b <= checks_s and r <= 1.0,
+        f"{JOBS} calls: {checks_s:.1f} checks, {cpu_s * 1000:.2f} ms CPU per job, {single[0][2]:.0f} s; "
+        f"{spread.text()}",
+        1.0,
+        spread,
+        also=checks_b <= checks_s,
+        condition="no more checks per job",
+        why=f"the one call made {checks_b:.1f} checks per job against {checks_s:.1f}",
     )
 
 
@@ -127,39 +137,54 @@ def _fill(path: Path, count: int) -> None:
         )
 
 
-async def _listing(folder: Path, calls: int) -> tuple[list[float], list[float]]:
+async def _listing(folder: Path, rounds: int, calls: int) -> tuple[list[float], list[float], list[float]]:
+    """Per round, the median time of `calls` listings of 20 through the service, then of the same two statements
+    (the page and the count for `total`) sent bare with sqlite3 on the same file, and of the page alone."""
     path = folder / "jobs.sqlite3"
     settings = Settings(db=str(path))
+    page = "SELECT result, saved FROM genresult_jobs ORDER BY last_checked DESC LIMIT 20"
+    ours: list[float] = []
+    bare: list[float] = []
+    rows_only: list[float] = []
+
+    def timed(run: Callable[[], object]) -> float:
+        times = []
+        for _ in range(calls):
+            started = time.perf_counter()
+            run()
+            times.append(time.perf_counter() - started)
+        return median(times)
+
     async with open_service(settings, Redactor()) as service:
         # A first listing opens the store (at its first use) and so creates the schema the rows go into.
         await service.list_jobs(limit=1)
         _fill(path, LISTED)
-        ours: list[float] = []
-        for _ in range(calls):
-            started = time.perf_counter()
-            listed = await service.list_jobs(limit=20)
-            ours.append(time.perf_counter() - started)
-        assert listed.total == LISTED and len(listed.jobs) == 20
-    bare: list[float] = []
-    with sqlite3.connect(path) as db:
-        for _ in range(calls):
-            started = time.perf_counter()
-            rows = db.execute("SELECT result, saved FROM genresult_jobs ORDER BY last_checked DESC LIMIT 20").fetchall()
-            bare.append(time.perf_counter() - started)
-        assert len(rows) == 20
-    return ours, bare
+        with sqlite3.connect(path) as db:
+            for _ in range(rounds):
+                times = []
+                for _ in range(calls):
+                    started = time.perf_counter()
+                    listed = await service.list_jobs(limit=20)
+                    times.append(time.perf_counter() - started)
+                assert listed.total == LISTED and len(listed.jobs) == 20
+                ours.append(median(times))
+                bare.append(
+                    timed(lambda: (db.execute(page).fetchall(), db.execute("SELECT count(*) FROM genresult_jobs")))
+                )
+                rows_only.append(timed(lambda: db.execute(page).fetchall()))
+    return ours, bare, rows_only
 
 
-def list_rows(calls: int) -> Iterator[Row]:
+def list_rows(rounds: int, calls: int) -> Iterator[Row]:
     with tempfile.TemporaryDirectory() as folder:
-        ours, bare = anyio.run(_listing, Path(folder), calls)
-    o, b = median(ours), median(bare)
-    yield Row(
-        f"list_generations over {LISTED:,} jobs (SQLite, limit 20)",
-        f"{o * 1000:.2f} ms against a bare SELECT of the same rows {b * 1000:.3f} ms: {ratio(o, b):.0f}x "
-        f"(medians of {calls}; ours counts the {LISTED:,} for total and builds 20 results)",
-        "interactive: <= 50 ms",
-        o <= 0.05,
+        ours, bare, rows_only = anyio.run(_listing, Path(folder), rounds, calls)
+    spread = Spread.of(per_round(ours, bare))
+    yield Row.judged(
+        f"list_generations over {LISTED:,} jobs (SQLite, limit 20) / the same SQL sent bare",
+        f"{median(ours) * 1000:.2f} ms against {median(bare) * 1000:.2f} ms for its two statements bare (the page and "
+        f"the count of the {LISTED:,} for total): {spread.text()}; the page alone {median(rows_only) * 1000:.3f} ms",
+        LIST_TARGET,
+        spread,
     )
 
 
@@ -203,8 +228,8 @@ def record_rows(checks: int, runs: int) -> Iterator[Row]:
 
 
 def rows(quick: bool) -> Iterator[Row]:
-    yield from wait_rows(runs=1 if quick else 3)
-    yield from list_rows(calls=20 if quick else 100)
+    yield from wait_rows(runs=5 if quick else 9)
+    yield from list_rows(rounds=5 if quick else 9, calls=20)
     yield from record_rows(checks=200 if quick else 1000, runs=5 if quick else 9)
 
 

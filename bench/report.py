@@ -31,15 +31,16 @@ class Row:
         also: bool = True,
         condition: str = "",
         why: str = "",
+        at_least: bool = False,
     ) -> Row:
-        """A row whose verdict is the spread's against `target` (a ratio that must stay at or below it);
-        `also` is any further condition the row needs (all answers right, say), named in the target by
-        `condition`. A failed condition is MISSED whatever the spread: a wrong answer is not noise; `why`
-        then says what failed."""
-        shown = f"<= {target:g}x" + (f", {condition}" if condition else "")
+        """A row whose verdict is the spread's against `target` (a ratio that must stay at or below it, or at
+        or above it with `at_least`); `also` is any further condition the row needs (all answers right,
+        say), named in the target by `condition`. A failed condition is MISSED whatever the spread: a wrong
+        answer is not noise; `why` then says what failed."""
+        shown = f"{'>=' if at_least else '<='} {target:g}x" + (f", {condition}" if condition else "")
         if not also:
             return cls(benchmark, measured, shown, False, why)
-        holds = spread.verdict(target)
+        holds = spread.verdict(target, at_least=at_least)
         if holds is None:
             why = (
                 f"the middle half of the rounds ({spread.low:.2f}-{spread.high:.2f}x) lies on both sides of "

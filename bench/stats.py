@@ -48,12 +48,13 @@ class Spread:
     def text(self) -> str:
         return f"{self.median:.2f}x (IQR {self.low:.2f}-{self.high:.2f}, {self.rounds} rounds)"
 
-    def verdict(self, target: float) -> bool | None:
-        """Whether `ratio <= target` holds (True), is missed (False), or cannot be told (None): the middle
-        half of the rounds lies on both sides of the target."""
-        if self.high <= target:
+    def verdict(self, target: float, *, at_least: bool = False) -> bool | None:
+        """Whether `ratio <= target` (or `>= target`, `at_least`) holds (True), is missed (False), or cannot
+        be told (None): the middle half of the rounds lies on both sides of the target."""
+        good, bad = (self.low, self.high) if at_least else (self.high, self.low)
+        if (good >= target) if at_least else (good <= target):
             return True
-        if self.low > target:
+        if (bad < target) if at_least else (bad > target):
             return False
         return None
 

@@ -155,6 +155,14 @@ def test_a_verdict_is_given_only_when_the_middle_half_of_the_rounds_is_on_one_si
     assert Spread(1.1, 1.0, 1.2, 9).verdict(1.15) is None
 
 
+def test_a_floor_target_holds_when_the_whole_middle_half_is_at_or_over_it() -> None:
+    assert Spread(0.85, 0.82, 0.9, 7).verdict(0.8, at_least=True) is True
+    assert Spread(0.7, 0.6, 0.75, 7).verdict(0.8, at_least=True) is False
+    assert Spread(0.8, 0.7, 0.85, 7).verdict(0.8, at_least=True) is None
+    row = Row.judged("downloads", "0.77x", 0.8, Spread(0.77, 0.66, 0.83, 7), at_least=True)
+    assert row.target == ">= 0.8x" and row.holds is None and "0.66-0.83x" in row.why
+
+
 def test_a_row_judged_on_a_straddling_spread_is_unstable_and_says_why() -> None:
     row = Row.judged("cold start", "1.10x", 1.15, Spread(1.1, 1.0, 1.2, 9))
     assert row.holds is None and verdict(row.holds) == "unstable" and "1.00-1.20x" in row.why
