@@ -13,6 +13,7 @@ import hashlib
 import json
 import os
 import stat
+import threading
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -31,8 +32,8 @@ from sandbox.tensorpix import URL_LIFETIME_S
 from tests.conftest import Connect
 from tests.hardening.loopback import LoopbackServer, serving
 from tools.clock import VirtualClock
-from tools.connect_guard import forbidden_address, guarded_transport
-from tools.downloads import MAX_REDIRECTS, DownloadConfig, file_names, safe_name
+from tools.connect_guard import WideReads, forbidden_address, guarded_transport
+from tools.downloads import MAX_REDIRECTS, WRITE_BATCH_BYTES, DownloadConfig, file_names, safe_name
 from tools.errors import DownloadFailed, InvalidArgument
 from tools.providers import adapters_from_env
 from tools.providers.skillsvideo import SkillsVideo
@@ -687,6 +688,70 @@ async def test_cancelling_a_download_removes_the_partial_file(
             group.start_soon(service.downloads.download, "skillsvideo", task_id, None, report)
     assert partial and partial[0].endswith(".part")
     assert list(folder.iterdir()) == []
+
+
+class ReadSizes(httpcore.AsyncNetworkBackend):
+    """The default backend, recording how many bytes each read of its streams asks for."""
+
+    def __init__(self) -> None:
+        self.asked: list[int] = []
+        self.inner = httpcore.AnyIOBackend()
+
+    async def connect_tcp(
+        self,
+        host: str,
+        port: int,
+        timeout: float | None = None,
+        local_address: str | None = None,
+        socket_options: Any = None,
+    ) -> httpcore.AsyncNetworkStream:
+        stream = await self.inner.connect_tcp(host, port, timeout, local_address, socket_options)
+        original = stream.read
+
+        async def read(max_bytes: int, timeout: float | None = None) -> bytes:
+            self.asked.append(max_bytes)
+            return await original(max_bytes, timeout)
+
+        stream.read = read  # type: ignore[method-assign]
+        return stream
+
+    async def sleep(self, seconds: float) -> None:
+        await self.inner.sleep(seconds)
+
+
+async def test_a_large_file_is_read_as_the_socket_has_it_and_written_in_batches_off_the_event_loop(
+    sandbox: Sandbox, clock: VirtualClock, loopback: LoopbackServer, tmp_path: Path, provider_client: httpx.AsyncClient
+) -> None:
+    # httpcore asks for 64 KiB per read, and a read or write per 64 KiB set the pace of 20 downloads at once
+    # (BENCHMARKS.md): reads take what the socket has, writes and the checksum go in 1 MiB batches, off the loop.
+    body = os.urandom(5 << 20)
+    sandbox["skillsvideo"].media_for = lambda name: (body, "video/mp4")  # type: ignore[method-assign]
+    task_id = finished(sandbox, "skillsvideo")
+    sizes = ReadSizes()
+    writes: list[tuple[int, int]] = []
+
+    def write(fd: int, data: memoryview) -> int:
+        writes.append((len(data), threading.get_ident()))
+        return os.write(fd, data)
+
+    def open_client(base: tuple[str, str, int]) -> httpx.AsyncClient:
+        return httpx.AsyncClient(transport=guarded_transport((base[1], base[2]), backend=sizes))
+
+    service = loopback_service(
+        sandbox, clock, loopback.root, tmp_path, provider_client, open_client=open_client, write=write
+    )
+    result = await service.downloads.download("skillsvideo", task_id)
+
+    assert result.outputs[0].sha256 == hashlib.sha256(body).hexdigest()
+    assert sizes.asked and min(sizes.asked) >= WideReads.READ_BYTES
+    assert sum(size for size, _ in writes) == len(body)
+    assert len(writes) <= len(body) // WRITE_BATCH_BYTES + 1
+    assert threading.get_ident() not in {thread for _, thread in writes}
+
+
+def test_downloads_share_one_tls_context_rather_than_loading_the_roots_each_time() -> None:
+    first, second = guarded_transport(("a.example", 443)), guarded_transport(("b.example", 443))
+    assert first._pool._ssl_context is second._pool._ssl_context is not None
 
 
 async def test_a_negative_index_sends_nothing(sandbox: Sandbox, clock: VirtualClock, tmp_path: Path) -> None:

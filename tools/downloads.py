@@ -62,6 +62,10 @@ _REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 # One progress notification per this many bytes, and one at the end of each file: a 2 GB file would
 # otherwise send tens of thousands.
 PROGRESS_STEP_BYTES = 4 * MIB
+# What is received is hashed and written this much at a time, in a worker thread (both let go of the GIL):
+# per 64 KiB chunk on the event loop, the writes and the checksum set the pace of many downloads at once.
+# At most one batch per download is held in memory.
+WRITE_BATCH_BYTES = MIB
 
 Origin = tuple[str, str, int]
 """scheme, host, port."""
@@ -331,13 +335,20 @@ class Downloader:
         digest, size, whole = hashlib.sha256(), 0, False
         try:
             try:
+                batch: list[bytes] = []
+                batched = 0
                 async for chunk in response.aiter_raw():
                     size += len(chunk)
                     if size > cap:
                         raise _too_large(dest.name, size, cap)
-                    digest.update(chunk)
-                    self._write_all(fd, chunk, dest)
+                    batch.append(chunk)
+                    batched += len(chunk)
+                    if batched >= WRITE_BATCH_BYTES:
+                        await anyio.to_thread.run_sync(self._spill, fd, batch, digest, dest)
+                        batch, batched = [], 0
                     await progress.advance(len(chunk), dest.name)
+                if batch:
+                    await anyio.to_thread.run_sync(self._spill, fd, batch, digest, dest)
             finally:
                 os.close(fd)
             if length is not None and size != length:
@@ -353,6 +364,12 @@ class Downloader:
         await progress.advance(0, dest.name, final=True)
         logger.debug("saved %s (%d bytes)", dest, size)
         return sha256, size
+
+    def _spill(self, fd: int, batch: list[bytes], digest: hashlib._Hash, dest: Path) -> None:
+        """One batch into the checksum and onto the disk; run in a worker thread."""
+        for chunk in batch:
+            digest.update(chunk)
+            self._write_all(fd, chunk, dest)
 
     def _write_all(self, fd: int, chunk: bytes, dest: Path) -> None:
         view = memoryview(chunk)
