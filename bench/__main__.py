@@ -47,12 +47,20 @@ def main(argv: list[str] | None = None) -> int:
         return run(quick=args.quick, loaded=args.load)
 
 
+BURNER = """
+import os, time
+parent, end = os.getppid(), time.monotonic() + 3600
+while time.monotonic() < end and os.getppid() == parent:
+    for _ in range(100_000):
+        pass
+"""
+
+
 @contextlib.contextmanager
 def burning() -> Iterator[None]:
-    """One process spinning on a core for as long as the benchmarks run (and at most an hour), then stopped."""
-    burner = subprocess.Popen(
-        [sys.executable, "-c", "import time\nend = time.monotonic() + 3600\nwhile time.monotonic() < end: pass"]
-    )
+    """One process spinning on a core for as long as the benchmarks run, then stopped; it stops by itself after
+    an hour, or as soon as this process is gone (killed, it runs no `finally`)."""
+    burner = subprocess.Popen([sys.executable, "-c", BURNER])
     try:
         yield
     finally:
