@@ -117,10 +117,18 @@ class WideReads(httpcore.AsyncNetworkStream):
     def __init__(self, inner: httpcore.AsyncNetworkStream) -> None:
         self.inner = inner
 
-    async def read(self, max_bytes: int, timeout: float | None = None) -> bytes:  # noqa: ASYNC109 - httpcore's
+    async def read(
+        self,
+        max_bytes: int,
+        timeout: float | None = None,  # noqa: ASYNC109 - httpcore's interface, which httpcore calls
+    ) -> bytes:
         return await self.inner.read(max(max_bytes, self.READ_BYTES), timeout)
 
-    async def write(self, buffer: bytes, timeout: float | None = None) -> None:  # noqa: ASYNC109 - httpcore's
+    async def write(
+        self,
+        buffer: bytes,
+        timeout: float | None = None,  # noqa: ASYNC109 - httpcore's interface, which httpcore calls
+    ) -> None:
         await self.inner.write(buffer, timeout)
 
     async def aclose(self) -> None:
@@ -164,7 +172,7 @@ def guarded_transport(
     context = ssl_context or _default_ssl_context()
     transport = httpx.AsyncHTTPTransport(verify=context)
     # httpx gives no say over the network backend of the pool it builds, so that pool is swapped for the same
-    # one connecting through the guard (tests/tools/test_downloads.py shows the guard is in the path).
+    # one connecting through the guard (tests/test_downloads.py shows the guard is in the path).
     transport._pool = httpcore.AsyncConnectionPool(
         ssl_context=context, network_backend=GuardedBackend(exempt, resolver, backend)
     )
