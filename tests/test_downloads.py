@@ -720,7 +720,12 @@ class ReadSizes(httpcore.AsyncNetworkBackend):
 
 
 async def test_a_large_file_is_read_as_the_socket_has_it_and_written_in_batches_off_the_event_loop(
-    sandbox: Sandbox, clock: VirtualClock, loopback: LoopbackServer, tmp_path: Path, provider_client: httpx.AsyncClient
+    sandbox: Sandbox,
+    clock: VirtualClock,
+    loopback: LoopbackServer,
+    tmp_path: Path,
+    provider_client: httpx.AsyncClient,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     # httpcore asks for 64 KiB per read, and a read or write per 64 KiB set the pace of 20 downloads at once
     # (BENCHMARKS.md): reads take what the socket has, writes and the checksum go in 1 MiB batches, off the loop.
@@ -737,6 +742,15 @@ async def test_a_large_file_is_read_as_the_socket_has_it_and_written_in_batches_
     def open_client(base: tuple[str, str, int]) -> httpx.AsyncClient:
         return httpx.AsyncClient(transport=guarded_transport((base[1], base[2]), backend=sizes))
 
+    batches: list[int] = []
+    to_thread = anyio.to_thread.run_sync
+
+    async def counting(func: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        if getattr(func, "__name__", "") == "_spill":
+            batches.append(sum(len(chunk) for chunk in args[1]))
+        return await to_thread(func, *args, **kwargs)
+
+    monkeypatch.setattr(anyio.to_thread, "run_sync", counting)
     service = loopback_service(
         sandbox, clock, loopback.root, tmp_path, provider_client, open_client=open_client, write=write
     )
@@ -745,7 +759,8 @@ async def test_a_large_file_is_read_as_the_socket_has_it_and_written_in_batches_
     assert result.outputs[0].sha256 == hashlib.sha256(body).hexdigest()
     assert sizes.asked and min(sizes.asked) >= WideReads.READ_BYTES
     assert sum(size for size, _ in writes) == len(body)
-    assert len(writes) <= len(body) // WRITE_BATCH_BYTES + 1
+    assert sum(batches) == len(body) and len(batches) <= len(body) // WRITE_BATCH_BYTES + 1
+    assert all(size >= WRITE_BATCH_BYTES for size in batches[:-1])
     assert threading.get_ident() not in {thread for _, thread in writes}
 
 
