@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import atexit
+import functools
 import os
 import resource
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -38,13 +42,24 @@ def wait_for_port(port: int, proc: subprocess.Popen[bytes], timeout_s: float = 3
 
 
 def child_env(extra: Mapping[str, str] = {}) -> dict[str, str]:
-    """The environment for a server under test: ours, minus any provider settings, plus `extra`."""
-    prefixes = ("FLEXSTACK_", "MODELSLAB_", "TENSORPIX_", "SKILLSVIDEO_", "GENRESULT_")
-    env = {k: v for k, v in os.environ.items() if not k.startswith(prefixes)}
+    """The environment for a server under test: ours, minus every provider's settings and ours, with a data
+    folder of this run's own (so the servers' job registry is not the user's), plus `extra`."""
+    from tools.providers import ADAPTERS
+
+    provider_vars = {name for adapter in ADAPTERS.values() for name in (*adapter.credential_envs, adapter.base_url_env)}
+    env = {k: v for k, v in os.environ.items() if k not in provider_vars and not k.startswith("GENRESULT_")}
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH", "")]))
     env["GENRESULT_LOG_LEVEL"] = "WARNING"
+    env["XDG_DATA_HOME"] = _data_home()
     env.update(extra)
     return env
+
+
+@functools.cache
+def _data_home() -> str:
+    folder = tempfile.mkdtemp(prefix="genresult-bench-data-")
+    atexit.register(shutil.rmtree, folder, ignore_errors=True)
+    return folder
 
 
 @contextmanager
