@@ -27,13 +27,16 @@ MAX_CODE = 100
 MAX_MESSAGE = 1000
 MAX_NOTE = 1000
 
-# C0 and C1 controls, DEL, and the Unicode line and paragraph separators, zero-width and direction marks:
+# C0 and C1 controls, DEL, the Unicode line and paragraph separators, zero-width and direction marks, the
+# invisible word joiner and operators, and the tag characters (U+E0000-E007F, invisible text a model still reads):
 # what can break a line, hide text or turn it around in what the model reads.
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u200b-\u200f\u2028-\u202e\u2066-\u2069\ufeff]")
-# Characters no URL carries unescaped: controls, space, <>"\^`{|}, and U+00A0 to U+FFFF. Written as the complement
-# of what may stay (printable ASCII less those, and the characters past U+FFFF) because a class that spans the
-# BMP takes ~3 ms to compile, at every start; the two match the same characters.
-_NOT_IN_URL = re.compile(r"[^!#-;=?-\[\]_a-z~\U00010000-\U0010ffff]")
+_CONTROL = re.compile(
+    r"[\x00-\x1f\x7f-\x9f\u200b-\u200f\u2028-\u202e\u2060-\u2064\u2066-\u2069\ufeff\U000e0000-\U000e007f]"
+)
+# Characters no URL carries unescaped: controls, space, <>"\^`{|}, and everything past ASCII (a provider's URLs
+# are percent-encoded; past U+FFFF lie the invisible tag characters). Written as the complement of what may
+# stay, printable ASCII less those, because a class that spans the BMP takes ~3 ms to compile, at every start.
+_NOT_IN_URL = re.compile(r"[^!#-;=?-\[\]_a-z~]")
 
 
 def clean_text(text: str, limit: int) -> str:

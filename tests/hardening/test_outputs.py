@@ -103,6 +103,9 @@ async def test_a_180_kb_status_word_with_control_characters_is_cut_and_cleaned()
 
 def test_clean_text_folds_controls_and_cuts_with_a_mark() -> None:
     assert clean_text("a\nb\t\tc\u2028d", 100) == "a b c d"
+    # Tag characters spell text no reader sees but a model reads: "ignore" hidden after a status word.
+    hidden = "".join(chr(0xE0000 + ord(c)) for c in "ignore")
+    assert clean_text(f"failed{hidden}\u2060!", 100) == "failed !"
     assert clean_text("x" * 50, 10) == "x" * 9 + "…"
 
 
@@ -117,9 +120,9 @@ def test_safe_url_keeps_public_https_links_whole() -> None:
 
 
 def test_safe_url_refuses_exactly_the_characters_no_url_carries_unescaped() -> None:
-    # Controls, space, <>"\^`{|} and U+00A0 to U+FFFF, as tools.safety says; every other character may stay.
-    refused = {*range(0x21), *range(0x7F, 0xA0), *map(ord, '<>"\\^`{|}'), *range(0xA0, 0x10000)}
-    edges = [*range(0x80), *range(0x7F, 0xA2), 0x2028, 0xD7FF, 0xD800, 0xFFFE, 0xFFFF, 0x10000, 0x1F600, 0x10FFFF]
+    # Controls, space, <>"\^`{|} and everything past ASCII, as tools.safety says; every other character may stay.
+    refused = {*range(0x21), *map(ord, '<>"\\^`{|}'), *range(0x7F, 0x110000)}
+    edges = [*range(0x80), *range(0x7F, 0xA2), 0x2028, 0xD7FF, 0xD800, 0xFFFF, 0x10000, 0x1F600, 0xE0041, 0x10FFFF]
     wrong = [
         f"U+{code:04X}"
         for code in edges
