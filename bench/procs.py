@@ -46,7 +46,7 @@ def child_env(extra: Mapping[str, str] = {}) -> dict[str, str]:
     folder of this run's own (so the servers' job registry is not the user's), plus `extra`."""
     from tools.providers import ADAPTERS
 
-    provider_vars = {name for adapter in ADAPTERS.values() for name in (*adapter.credential_envs, adapter.base_url_env)}
+    provider_vars = {name for adapter in ADAPTERS.values() for name in adapter.env_names()}
     env = {k: v for k, v in os.environ.items() if k not in provider_vars and not k.startswith("GENRESULT_")}
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH", "")]))
     env["GENRESULT_LOG_LEVEL"] = "WARNING"

@@ -29,9 +29,8 @@ def own_logging() -> Iterator[None]:
 def no_provider_settings(monkeypatch: pytest.MonkeyPatch) -> None:
     # The CLI reads the process environment; a developer's own keys must not change what these tests see.
     for adapter in ADAPTERS.values():
-        for name in (*adapter.credential_envs, adapter.base_url_env):
+        for name in adapter.env_names():
             monkeypatch.delenv(name, raising=False)
-    monkeypatch.delenv("MODELSLAB_ENDPOINT", raising=False)
 
 
 @pytest.mark.parametrize(

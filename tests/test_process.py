@@ -63,7 +63,7 @@ def console_script() -> str:
 
 def clean_env(**extra: str) -> dict[str, str]:
     """This environment without any provider settings, so nothing real is ever called, and the sandbox at `PACE`."""
-    provider_vars = {name for adapter in ADAPTERS.values() for name in (*adapter.credential_envs, adapter.base_url_env)}
+    provider_vars = {name for adapter in ADAPTERS.values() for name in adapter.env_names()}
     keep = {k: v for k, v in os.environ.items() if k not in provider_vars}
     return {**keep, "GENRESULT_LOG_LEVEL": "WARNING", "GENRESULT_SANDBOX_PACE": str(PACE), **extra}
 

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from server.settings import Settings, SettingsError
-from tools.providers import adapters_from_env
+from tools.providers import ADAPTERS, adapters_from_env
 from tools.redact import Redactor
 
 
@@ -104,3 +104,31 @@ def test_the_example_mcp_json_offers_a_placeholder_for_every_providers_key_and_t
         # Flexstack's key stands for its username and password too: one of a provider's variables is enough.
         assert set(adapter.credential_envs) & set(env), adapter.id
         assert not adapter.configured, adapter.id
+
+
+class ReadsRecorded(dict[str, str]):
+    """An empty environment that remembers every name looked up in it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.asked: set[str] = set()
+
+    def get(self, name: str, default: object = None) -> object:  # type: ignore[override]
+        self.asked.add(name)
+        return super().get(name, default)
+
+    def __getitem__(self, name: str) -> str:
+        self.asked.add(name)
+        return super().__getitem__(name)
+
+    def __contains__(self, name: object) -> bool:
+        self.asked.add(str(name))
+        return super().__contains__(name)
+
+
+@pytest.mark.parametrize("provider", sorted(ADAPTERS))
+def test_every_variable_a_provider_reads_is_among_its_env_names(provider: str) -> None:
+    # What clears a developer's settings from tests and benchmarks (`Adapter.env_names`) must know them all.
+    env = ReadsRecorded()
+    ADAPTERS[provider].from_env(env, Redactor())
+    assert env.asked and env.asked <= set(ADAPTERS[provider].env_names())

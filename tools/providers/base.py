@@ -272,10 +272,17 @@ class Adapter(ABC):
     """An id of the provider's own form, for descriptions, the demo and tests."""
     credential_envs: ClassVar[tuple[str, ...]]
     """The environment variables that hold its credentials, for configuration files and manifests."""
+    setting_envs: ClassVar[tuple[str, ...]] = ()
+    """Any other environment variable it reads (an endpoint to choose, say)."""
 
     def __init__(self, base_url: str, redactor: Redactor) -> None:
         self.base_url = base_url.rstrip("/")
         self.redact = redactor
+
+    @classmethod
+    def env_names(cls) -> tuple[str, ...]:
+        """Every environment variable it reads: its credentials, its base URL and its other settings."""
+        return (*cls.credential_envs, cls.base_url_env, *cls.setting_envs)
 
     @classmethod
     @abstractmethod

@@ -155,6 +155,7 @@ class ModelsLab(KeyedAdapter):
     api_key_env = "MODELSLAB_API_KEY"
     credential_hint = "set MODELSLAB_API_KEY"
     credential_envs = ("MODELSLAB_API_KEY",)
+    setting_envs = (ENDPOINT_ENV,)
     example_task_id = "148"
     account_page = "modelslab.com dashboard"
 
