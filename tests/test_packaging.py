@@ -55,6 +55,25 @@ def test_server_json_offers_every_providers_credentials_marked_secret() -> None:
         assert listed[name]["isRequired"] is False, "each provider is optional"
 
 
+def readme_settings() -> set[str]:
+    """Every variable the first column of the README's Settings table names."""
+    readme = (ROOT / "README.md").read_text()
+    table = readme.split("\n## Settings\n", 1)[1].split("\n## ", 1)[0]
+    firsts = [line.split("|")[1] for line in table.splitlines() if line.startswith("| `")]
+    return {name for cell in firsts for name in re.findall(r"`([A-Z][A-Z0-9_]+)`", cell)}
+
+
+def test_server_json_lists_every_setting_the_readme_documents_and_every_one_a_provider_reads() -> None:
+    # Left out: the HTTP transport's own settings (this entry is the stdio package) and the sandbox's pace.
+    [package] = load("server.json")["packages"]
+    listed = {variable["name"] for variable in package["environmentVariables"]}
+    provider_vars = {name for adapter in ADAPTERS.values() for name in adapter.env_names()}
+    assert provider_vars <= readme_settings()
+    wanted = {name for name in readme_settings() if not name.startswith("GENRESULT_HTTP_")} - {"GENRESULT_SANDBOX_PACE"}
+    assert sorted(wanted - listed) == []
+    assert sorted(listed - readme_settings()) == []
+
+
 def test_the_bundle_manifest_asks_for_every_credential_as_sensitive_user_config_and_passes_it_on() -> None:
     manifest = load("manifest.json")
     assert manifest["version"] == version() and manifest["manifest_version"]
