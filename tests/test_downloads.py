@@ -690,33 +690,23 @@ async def test_cancelling_a_download_removes_the_partial_file(
     assert list(folder.iterdir()) == []
 
 
-class ReadSizes(httpcore.AsyncNetworkBackend):
-    """The default backend, recording how many bytes each read of its streams asks for."""
+class ReadSizes(Dialed):
+    """`Dialed`, recording how many bytes each read of its streams asks for."""
 
-    def __init__(self) -> None:
-        self.asked: list[int] = []
-        self.inner = httpcore.AnyIOBackend()
+    def __init__(self, port: int) -> None:
+        super().__init__(port)
+        self.sizes: list[int] = []
 
-    async def connect_tcp(
-        self,
-        host: str,
-        port: int,
-        timeout: float | None = None,
-        local_address: str | None = None,
-        socket_options: Any = None,
-    ) -> httpcore.AsyncNetworkStream:
-        stream = await self.inner.connect_tcp(host, port, timeout, local_address, socket_options)
+    async def connect_tcp(self, *args: Any, **kwargs: Any) -> httpcore.AsyncNetworkStream:
+        stream = await super().connect_tcp(*args, **kwargs)
         original = stream.read
 
         async def read(max_bytes: int, timeout: float | None = None) -> bytes:
-            self.asked.append(max_bytes)
+            self.sizes.append(max_bytes)
             return await original(max_bytes, timeout)
 
         stream.read = read  # type: ignore[method-assign]
         return stream
-
-    async def sleep(self, seconds: float) -> None:
-        await self.inner.sleep(seconds)
 
 
 async def test_a_large_file_is_read_as_the_socket_has_it_and_written_in_batches_off_the_event_loop(
@@ -732,7 +722,7 @@ async def test_a_large_file_is_read_as_the_socket_has_it_and_written_in_batches_
     body = os.urandom(5 << 20)
     sandbox["skillsvideo"].media_for = lambda name: (body, "video/mp4")  # type: ignore[method-assign]
     task_id = finished(sandbox, "skillsvideo")
-    sizes = ReadSizes()
+    sizes = ReadSizes(loopback.port)
     writes: list[tuple[int, int]] = []
 
     def write(fd: int, data: memoryview) -> int:
@@ -757,7 +747,7 @@ async def test_a_large_file_is_read_as_the_socket_has_it_and_written_in_batches_
     result = await service.downloads.download("skillsvideo", task_id)
 
     assert result.outputs[0].sha256 == hashlib.sha256(body).hexdigest()
-    assert sizes.asked and min(sizes.asked) >= WideReads.READ_BYTES
+    assert sizes.sizes and min(sizes.sizes) >= WideReads.READ_BYTES
     assert sum(size for size, _ in writes) == len(body)
     assert sum(batches) == len(body) and len(batches) <= len(body) // WRITE_BATCH_BYTES + 1
     assert all(size >= WRITE_BATCH_BYTES for size in batches[:-1])
